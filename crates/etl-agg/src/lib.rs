@@ -1,0 +1,1 @@
+//! Max-by-column aggregation over Parquet record batches; pure.

@@ -1,0 +1,1 @@
+//! Streaming CSV to Parquet / JSON Lines / CSV conversion; pure and synchronous.

@@ -1,0 +1,1 @@
+//! FTP edge: connection, listing, streaming download (suppaftp).

@@ -1,0 +1,1 @@
+//! Argo Events generic event source gRPC service (tonic) for FTP polling.

@@ -1,0 +1,1 @@
+//! S3 edge: client construction, streaming get, atomic put, head, list.
