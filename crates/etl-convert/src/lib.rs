@@ -1,1 +1,61 @@
-//! Streaming CSV to Parquet / JSON Lines / CSV conversion; pure and synchronous.
+//! Streaming CSV conversion to Parquet, JSON Lines or CSV: pure and synchronous.
+//!
+//! [`convert`] reads any [`std::io::Read`] in record batches and writes to any
+//! [`std::io::Write`]; memory stays bounded by the batch and row-group sizes, never by the
+//! file. Fetching and storing bytes (S3, FTP, files) is left to the callers.
+
+mod error;
+mod options;
+mod reader;
+mod writer;
+
+pub use error::{Error, Result};
+pub use options::{Compression, ConvertOptions, HeaderMode, OutputFormat, SEED_COLUMNS};
+pub use reader::CsvSource;
+
+use std::io::{Read, Write};
+
+/// What a conversion produced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConvertSummary {
+    /// Data rows written.
+    pub rows: u64,
+    /// Whether the input's first line was taken as a header.
+    pub header: bool,
+    /// Column names and Arrow types, in order.
+    pub columns: Vec<(String, String)>,
+}
+
+/// Converts CSV bytes from `input` into `options.format` written to `output`.
+///
+/// `metadata` goes into the Parquet footer's key-value metadata (ignored by other formats).
+/// On error the output holds an incomplete file: callers write to a staging place and
+/// publish only on success.
+pub fn convert<R: Read, W: Write + Send>(
+    input: R,
+    output: W,
+    options: &ConvertOptions,
+    metadata: &[(String, String)],
+) -> Result<ConvertSummary> {
+    let mut source = CsvSource::open(input, options)?;
+    let schema = source.schema();
+    let mut sink = writer::BatchSink::try_new(output, schema.clone(), options, metadata)?;
+    let mut rows = 0u64;
+    while let Some(batch) = source.next_batch()? {
+        rows += batch.num_rows() as u64;
+        sink.write(&batch)?;
+    }
+    if rows == 0 {
+        return Err(Error::NoRows);
+    }
+    sink.finish()?;
+    Ok(ConvertSummary {
+        rows,
+        header: source.has_header(),
+        columns: schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect(),
+    })
+}

@@ -1,1 +1,21 @@
-//! S3 edge: client construction, streaming get, atomic put, head, list.
+//! S3 edge: client construction from the SDK's own chain, streaming get, atomic put,
+//! head and list, with every SDK error classified as retryable or not.
+//!
+//! Conversion and payload parsing live elsewhere; this crate only moves bytes.
+
+mod client;
+mod error;
+mod objects;
+mod upload;
+
+pub use aws_sdk_s3::Client;
+pub use aws_sdk_s3::primitives::ByteStream;
+pub use client::{ClientSettings, build_client};
+pub use error::{Error, Result};
+pub use objects::{ListedObject, ObjectInfo, get_object, get_range, head_object, list_objects, put_bytes, PutCondition};
+pub use upload::{Chunk, PutOutcome, PutRequest, UploadWriter, put_stream, upload_channel};
+
+/// An ETag without the quotes S3 puts around it (notifications carry it bare).
+pub fn bare_etag(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}

@@ -1,0 +1,189 @@
+//! Conversion behaviour on small inputs: types, header sniffing, formats, bad records.
+
+use arrow_array::{Array, Int64Array, StringArray};
+use bytes_reader::read_parquet;
+use etl_convert::{ConvertOptions, Error, HeaderMode, OutputFormat, convert};
+use etl_error::{Classify, ErrorClass};
+
+mod bytes_reader {
+    use arrow_array::RecordBatch;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    pub fn read_parquet(bytes: Vec<u8>) -> (Vec<RecordBatch>, Vec<(String, String)>) {
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+        let kv = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|kv| (kv.key, kv.value.unwrap_or_default()))
+            .collect();
+        let batches = builder.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        (batches, kv)
+    }
+}
+
+fn run(input: &str, options: &ConvertOptions) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    convert(input.as_bytes(), &mut out, options, &[]).map(|_| out)
+}
+
+#[test]
+fn seed_file_becomes_int64_string_int64_parquet() {
+    let mut out = Vec::new();
+    let meta = vec![("etl.source.key".to_owned(), "input/test.csv".to_owned())];
+    let summary = convert(
+        "1,aaa,100\n2,bbb,80\n3,ccc,90\n".as_bytes(),
+        &mut out,
+        &ConvertOptions::default(),
+        &meta,
+    )
+    .unwrap();
+    assert_eq!(summary.rows, 3);
+    assert!(!summary.header);
+    let (batches, kv) = read_parquet(out);
+    let batch = &batches[0];
+    let schema = batch.schema();
+    let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["no", "name", "score"]);
+    let no = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    let name = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+    let score = batch.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!(no.values(), &[1, 2, 3]);
+    assert_eq!(name.value(2), "ccc");
+    assert_eq!(score.values(), &[100, 80, 90]);
+    assert!(kv.contains(&("etl.source.key".to_owned(), "input/test.csv".to_owned())));
+}
+
+#[test]
+fn header_is_sniffed_and_names_kept() {
+    let out = run("id,label,points\n1,a,5\n2,b,6\n", &ConvertOptions::default()).unwrap();
+    let (batches, _) = read_parquet(out);
+    let schema = batches[0].schema();
+    let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["id", "label", "points"]);
+    assert_eq!(batches[0].num_rows(), 2);
+}
+
+#[test]
+fn header_repeating_the_seed_names_is_a_header_even_over_text() {
+    let err = run("no,name,score\n", &ConvertOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::NoRows), "{err}");
+}
+
+#[test]
+fn headerless_file_of_other_width_gets_column_names() {
+    let out = run("1,2\n3,4\n", &ConvertOptions::default()).unwrap();
+    let (batches, _) = read_parquet(out);
+    assert_eq!(batches[0].schema().field(1).name(), "column_2");
+}
+
+#[test]
+fn explicit_columns_must_match_width() {
+    let options = ConvertOptions {
+        columns: Some(vec!["a".into(), "b".into()]),
+        header: HeaderMode::Absent,
+        ..ConvertOptions::default()
+    };
+    let err = run("1,x,3\n", &options).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "2 column names given (a,b) but the file has 3 columns"
+    );
+    assert_eq!(err.class(), ErrorClass::BadInput);
+}
+
+#[test]
+fn jsonl_and_csv_outputs() {
+    let options = ConvertOptions {
+        format: OutputFormat::Jsonl,
+        ..ConvertOptions::default()
+    };
+    let out = run("1,aaa,100\n2,bbb,80\n", &options).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "{\"no\":1,\"name\":\"aaa\",\"score\":100}\n{\"no\":2,\"name\":\"bbb\",\"score\":80}\n"
+    );
+    let options = ConvertOptions {
+        format: OutputFormat::Csv,
+        ..ConvertOptions::default()
+    };
+    let out = run("1,aaa,100\n", &options).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "no,name,score\n1,aaa,100\n");
+}
+
+#[test]
+fn ragged_row_names_its_line() {
+    let err = run("1,aaa,100\n2,bbb,80\n3,ccc\n", &ConvertOptions::default()).unwrap_err();
+    assert_eq!(err.line(), Some(3), "{err}");
+    assert_eq!(err.class(), ErrorClass::BadInput);
+}
+
+#[test]
+fn bad_value_names_its_line_after_a_header() {
+    let err = run(
+        "no,name,score\n1,aaa,100\n2,bbb,80\n3,ccc,x9\n",
+        &ConvertOptions {
+            sample_bytes: 30,
+            ..ConvertOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.line(), Some(4), "{err}");
+    assert!(err.to_string().contains("x9"), "{err}");
+}
+
+#[test]
+fn bad_value_beyond_the_first_batch_names_its_line() {
+    let mut input = String::new();
+    for i in 1..=100 {
+        input.push_str(&format!("{i},n{i},{i}\n"));
+    }
+    input.push_str("101,n101,oops\n");
+    let options = ConvertOptions {
+        batch_size: 7,
+        sample_bytes: 64,
+        ..ConvertOptions::default()
+    };
+    let err = run(&input, &options).unwrap_err();
+    assert_eq!(err.line(), Some(101), "{err}");
+}
+
+#[test]
+fn empty_input_is_rejected() {
+    assert!(matches!(run("", &ConvertOptions::default()), Err(Error::Empty)));
+    assert!(matches!(run("\u{feff}\n", &ConvertOptions::default()), Err(Error::Empty)));
+}
+
+#[test]
+fn bom_and_crlf_are_benign() {
+    let out = run("\u{feff}1,aaa,100\r\n2,bbb,80\r\n", &ConvertOptions::default()).unwrap();
+    let (batches, _) = read_parquet(out);
+    let score = batches[0].column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!(score.values(), &[100, 80]);
+    let name = batches[0].column(1).as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(name.value(1), "bbb");
+    assert_eq!(name.null_count(), 0);
+}
+
+#[test]
+fn a_large_input_streams_in_many_batches_and_row_groups() {
+    let mut input = String::new();
+    for i in 0..50_000 {
+        input.push_str(&format!("{i},name{},{}\n", i % 97, i * 3));
+    }
+    let options = ConvertOptions {
+        batch_size: 4096,
+        row_group_rows: 10_000,
+        ..ConvertOptions::default()
+    };
+    let out = run(&input, &options).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
+            .unwrap();
+    assert_eq!(builder.metadata().num_row_groups(), 5);
+    assert_eq!(builder.metadata().file_metadata().num_rows(), 50_000);
+}

@@ -1,0 +1,151 @@
+//! Single-request object operations: head, get, ranged get, list, small conditional put.
+
+use std::collections::HashMap;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use crate::{Error, Result, bare_etag};
+
+/// What a HEAD or GET tells about an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes.
+    pub etag: Option<String>,
+    /// User metadata (`x-amz-meta-*`), keys lower-case.
+    pub metadata: HashMap<String, String>,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Full key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes.
+    pub etag: String,
+    /// Last modification, seconds since the epoch.
+    pub last_modified: Option<i64>,
+}
+
+/// HEAD of an object; `Ok(None)` when it does not exist.
+pub async fn head_object(client: &Client, bucket: &str, key: &str) -> Result<Option<ObjectInfo>> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(out) => Ok(Some(ObjectInfo {
+            size: out.content_length().map_or(0, |n| n.max(0) as u64),
+            etag: out.e_tag().map(bare_etag),
+            metadata: out.metadata().cloned().unwrap_or_default(),
+        })),
+        Err(e) => {
+            let error = Error::request("HeadObject", bucket, key, e);
+            if error.is_not_found() {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+/// GET of a whole object as a stream of bytes.
+pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Result<(ObjectInfo, ByteStream)> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| Error::request("GetObject", bucket, key, e))?;
+    let info = ObjectInfo {
+        size: out.content_length().map_or(0, |n| n.max(0) as u64),
+        etag: out.e_tag().map(bare_etag),
+        metadata: out.metadata().cloned().unwrap_or_default(),
+    };
+    Ok((info, out.body))
+}
+
+/// GET of a byte range (`bytes=start-end` inclusive, or `bytes=-N` for the last N bytes),
+/// collected in memory: for footers and column chunks, not whole files.
+pub async fn get_range(client: &Client, bucket: &str, key: &str, range: &str) -> Result<Bytes> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .range(range)
+        .send()
+        .await
+        .map_err(|e| Error::request("GetObject", bucket, key, e))?;
+    let data = out.body.collect().await.map_err(|e| Error::Body {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(data.into_bytes())
+}
+
+/// Every object under `prefix`, in key order.
+pub async fn list_objects(client: &Client, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>> {
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut objects = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::request("ListObjectsV2", bucket, prefix, e))?;
+        for object in page.contents() {
+            let Some(key) = object.key() else { continue };
+            objects.push(ListedObject {
+                key: key.to_owned(),
+                size: object.size().map_or(0, |n| n.max(0) as u64),
+                etag: object.e_tag().map(bare_etag).unwrap_or_default(),
+                last_modified: object.last_modified().map(|t| t.secs()),
+            });
+        }
+    }
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(objects)
+}
+
+/// A condition on a write, so that concurrent writers cannot overwrite each other blindly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    /// Write unconditionally.
+    None,
+    /// Write only if the object does not exist (`If-None-Match: *`).
+    Absent,
+    /// Write only if the object still has this ETag (`If-Match`).
+    Matches(String),
+}
+
+/// PUT of a small in-memory body (aggregates, sidecars) with an optional condition.
+pub async fn put_bytes(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    content_type: &str,
+    condition: &PutCondition,
+) -> Result<String> {
+    let mut request = client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .body(ByteStream::from(body));
+    request = match condition {
+        PutCondition::None => request,
+        PutCondition::Absent => request.if_none_match("*"),
+        PutCondition::Matches(etag) => request.if_match(format!("\"{etag}\"")),
+    };
+    let out = request
+        .send()
+        .await
+        .map_err(|e| Error::request("PutObject", bucket, key, e))?;
+    Ok(out.e_tag().map(bare_etag).unwrap_or_default())
+}
