@@ -1,0 +1,33 @@
+#!/bin/sh
+# Checks everything under workflows/: strict Argo/Kubernetes schema validation
+# of each YAML file and of the kustomize build (when kubectl or kustomize is
+# available), then the Sensor -> command line mapping (scripts/sensor-contract.py
+# --self-test; give a binary folder as $1 to also run the binaries' --dry-run).
+#
+# Needs python3 with PyYAML and jsonschema. CI installs them with:
+#   python3 -m pip install --quiet pyyaml jsonschema
+set -eu
+cd "$(dirname "$0")/.."
+validator="${VALIDATE_MANIFESTS:-../shared/tools/validate-manifests}"
+[ -x "$validator" ] || validator=/work/shared/tools/validate-manifests
+
+python3 "$validator" workflows/
+
+built="$(mktemp -d)"
+trap 'rm -rf "$built"' EXIT
+if command -v kustomize >/dev/null 2>&1; then
+  kustomize build workflows/ > "$built/all.yaml"
+elif command -v kubectl >/dev/null 2>&1; then
+  kubectl kustomize workflows/ > "$built/all.yaml"
+fi
+if [ -s "$built/all.yaml" ]; then
+  python3 "$validator" "$built/all.yaml"
+else
+  echo "kustomize/kubectl not found: kustomize build not checked"
+fi
+
+if [ $# -gt 0 ]; then
+  python3 scripts/sensor-contract.py "$1"
+else
+  python3 scripts/sensor-contract.py --self-test
+fi
