@@ -1,1 +1,477 @@
-//! FTP edge: connection, listing, streaming download (suppaftp).
+//! FTP edge: connection, listing and streaming download over suppaftp's tokio API.
+//!
+//! - [`connect`] opens a session from [`FtpSettings`]: TCP (with a timeout),
+//!   optional explicit FTPS (`AUTH TLS`), login, binary transfer type (suppaftp
+//!   starts in ASCII mode), then `FEAT` to learn whether `MLSD`, `MDTM` and `SIZE`
+//!   are available.
+//! - [`FtpConnection::list_dir`] lists one directory exactly: `MLSD` where the server
+//!   has it; otherwise `LIST` (UNIX or DOS style, parsed by suppaftp) refined with
+//!   `MDTM` per file, because `LIST` times have minute (or day) precision.
+//! - [`FtpConnection::walk`] walks a tree itself, one directory at a time (never
+//!   `LIST -R`, which servers implement inconsistently).
+//! - [`FtpConnection::retr_stream`] starts a download and returns a [`Download`]:
+//!   an [`AsyncRead`] over the data connection, closed with [`Download::finish`],
+//!   which also checks the server's final reply.
+//!
+//! This crate never prints and never logs the password. What to do with a listing
+//! (diffing, events) belongs to `etl-workers`; turning bytes into Parquet belongs to
+//! `etl-convert`.
+
+mod error;
+mod listing;
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use suppaftp::tokio::{
+    AsyncRustlsConnector, AsyncRustlsFtpStream, AsyncRustlsStream, TransferStream,
+};
+use suppaftp::types::FileType;
+use suppaftp::{FtpError, Status};
+use tokio::io::{AsyncRead, ReadBuf};
+
+pub use error::{Error, Result};
+pub use listing::{RemoteEntry, join, parse_list_line, parse_mlsd_line};
+
+/// Default FTP control port.
+pub const DEFAULT_PORT: u16 = 21;
+/// Default connect timeout (TCP connect plus server greeting).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to reach and log in to an FTP server.
+///
+/// The [`Debug`] output never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FtpSettings {
+    /// Host name or IP address.
+    pub host: String,
+    /// Control port (21).
+    pub port: u16,
+    /// User name (`anonymous` when not given).
+    pub user: String,
+    /// Password (may be empty).
+    pub password: String,
+    /// Passive mode (default `true`); `false` uses active mode.
+    pub passive: bool,
+    /// Explicit FTPS (`AUTH TLS` on the control port) when `true`.
+    pub tls: bool,
+    /// Timeout for the TCP connect and the server greeting.
+    pub connect_timeout: Duration,
+}
+
+impl FtpSettings {
+    /// Settings for `host` with defaults: port 21, user `anonymous`, empty password,
+    /// passive, no TLS, 30 s connect timeout.
+    pub fn new(host: impl Into<String>) -> Self {
+        FtpSettings {
+            host: host.into(),
+            port: DEFAULT_PORT,
+            user: "anonymous".to_owned(),
+            password: String::new(),
+            passive: true,
+            tls: false,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+impl fmt::Debug for FtpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    "<empty>"
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("passive", &self.passive)
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// What the server said it supports (from `FEAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `MLST`/`MLSD` machine-readable listings.
+    pub mlsd: bool,
+    /// `MDTM` modification times.
+    pub mdtm: bool,
+    /// `SIZE` file sizes.
+    pub size: bool,
+}
+
+/// An open, logged-in FTP session in binary mode.
+pub struct FtpConnection {
+    stream: AsyncRustlsFtpStream,
+    host: String,
+    capabilities: Capabilities,
+}
+
+impl fmt::Debug for FtpConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FtpConnection")
+            .field("host", &self.host)
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+fn tls_connector() -> std::result::Result<AsyncRustlsConnector, FtpError> {
+    use suppaftp::tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A single unreadable system certificate must not disable TLS altogether.
+        let _ = roots.add(cert);
+    }
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| FtpError::SecureError(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(AsyncRustlsConnector::from(
+        suppaftp::tokio_rustls::TlsConnector::from(Arc::new(config)),
+    ))
+}
+
+/// Opens a session: connect (with timeout), optional `AUTH TLS`, login, `TYPE I`, `FEAT`.
+///
+/// # Errors
+///
+/// [`Error::Connect`] / [`Error::ConnectTimeout`] (retryable), [`Error::Tls`],
+/// [`Error::Login`] (bad input when the server refuses the credentials),
+/// [`Error::Setup`] when `TYPE I` is refused.
+pub async fn connect(settings: &FtpSettings) -> Result<FtpConnection> {
+    let host = settings.host.clone();
+    let port = settings.port;
+    let connecting = AsyncRustlsFtpStream::connect((host.as_str(), port));
+    let mut stream = tokio::time::timeout(settings.connect_timeout, connecting)
+        .await
+        .map_err(|_| Error::ConnectTimeout {
+            host: host.clone(),
+            port,
+        })?
+        .map_err(|source| Error::Connect {
+            host: host.clone(),
+            port,
+            source,
+        })?;
+    if settings.tls {
+        let connector = tls_connector().map_err(|source| Error::Tls {
+            host: host.clone(),
+            source,
+        })?;
+        stream = stream
+            .into_secure(connector, &host)
+            .await
+            .map_err(|source| Error::Tls {
+                host: host.clone(),
+                source,
+            })?;
+    }
+    if settings.passive {
+        // Servers behind NAT (containers, Kubernetes services) often announce an
+        // internal address in their PASV reply: connect to the control peer instead.
+        stream.set_passive_nat_workaround(true);
+    } else {
+        stream = stream.active_mode(settings.connect_timeout);
+    }
+    stream
+        .login(settings.user.as_str(), settings.password.as_str())
+        .await
+        .map_err(|source| Error::Login {
+            host: host.clone(),
+            user: settings.user.clone(),
+            source,
+        })?;
+    stream
+        .transfer_type(FileType::Binary)
+        .await
+        .map_err(|source| Error::Setup {
+            host: host.clone(),
+            step: "TYPE I",
+            source,
+        })?;
+    let capabilities = match stream.feat().await {
+        Ok(features) => {
+            let has = |name: &str| features.keys().any(|k| k.eq_ignore_ascii_case(name));
+            Capabilities {
+                mlsd: has("MLST") || has("MLSD"),
+                mdtm: has("MDTM"),
+                size: has("SIZE"),
+            }
+        }
+        // No FEAT (RFC 959 servers): try MDTM/SIZE anyway, tolerate refusals.
+        Err(_) => Capabilities {
+            mlsd: false,
+            mdtm: true,
+            size: true,
+        },
+    };
+    tracing::debug!(host = %host, port, user = %settings.user, tls = settings.tls, ?capabilities, "FTP session open");
+    Ok(FtpConnection {
+        stream,
+        host,
+        capabilities,
+    })
+}
+
+fn unsupported(error: &FtpError) -> bool {
+    matches!(error, FtpError::UnexpectedResponse(r)
+        if matches!(r.status, Status::BadCommand | Status::NotImplemented | Status::NotImplementedParameter))
+}
+
+/// Seconds since the epoch (as MDTM's UTC time gives them) to a [`SystemTime`].
+fn system_time(unix_seconds: i64) -> Option<SystemTime> {
+    let seconds = u64::try_from(unix_seconds).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+}
+
+impl FtpConnection {
+    /// The host this session talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// What the server supports, as learned from `FEAT` (and from refusals since).
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// Lists one directory (not recursive), without `.` and `..`.
+    ///
+    /// Uses `MLSD` when supported; otherwise `LIST`, and then `MDTM` for each file
+    /// so that modification times have second precision ([`RemoteEntry::exact`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::List`] when the listing fails.
+    pub async fn list_dir(&mut self, path: &str) -> Result<Vec<RemoteEntry>> {
+        if self.capabilities.mlsd {
+            match self.stream.mlsd(Some(path)).await {
+                Ok(lines) => {
+                    return Ok(lines
+                        .iter()
+                        .filter_map(|line| parse_mlsd_line(path, line))
+                        .collect());
+                }
+                Err(error) if unsupported(&error) => self.capabilities.mlsd = false,
+                Err(source) => return Err(self.list_error(path, source)),
+            }
+        }
+        let lines = self
+            .stream
+            .list(Some(path))
+            .await
+            .map_err(|source| self.list_error(path, source))?;
+        let mut entries: Vec<RemoteEntry> = lines
+            .iter()
+            .filter_map(|line| parse_list_line(path, line))
+            .collect();
+        for entry in entries.iter_mut().filter(|e| !e.is_dir) {
+            self.refine(entry).await?;
+        }
+        Ok(entries)
+    }
+
+    /// Replaces LIST's imprecise time (and a symlink's own size) with MDTM/SIZE.
+    async fn refine(&mut self, entry: &mut RemoteEntry) -> Result<()> {
+        if self.capabilities.mdtm {
+            match self.stream.mdtm(&entry.path).await {
+                Ok(time) => {
+                    entry.modified = system_time(time.and_utc().timestamp()).or(entry.modified);
+                    entry.exact = true;
+                }
+                Err(error) if unsupported(&error) => self.capabilities.mdtm = false,
+                // Gone since the listing, or not a plain file: keep the LIST values.
+                Err(FtpError::UnexpectedResponse(_) | FtpError::BadResponse) => {}
+                Err(source) => return Err(self.stat_error(&entry.path, source)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The exact size of a file (`SIZE`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stat`]; [`Error::is_not_found`] tells a missing file.
+    pub async fn size(&mut self, path: &str) -> Result<u64> {
+        let size = self
+            .stream
+            .size(path)
+            .await
+            .map_err(|source| self.stat_error(path, source))?;
+        Ok(u64::try_from(size).unwrap_or(u64::MAX))
+    }
+
+    /// The modification time of a file (`MDTM`, UTC).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stat`]; [`Error::is_not_found`] tells a missing file.
+    pub async fn modified(&mut self, path: &str) -> Result<Option<SystemTime>> {
+        let time = self
+            .stream
+            .mdtm(path)
+            .await
+            .map_err(|source| self.stat_error(path, source))?;
+        Ok(system_time(time.and_utc().timestamp()))
+    }
+
+    /// Every file under `dir` (sorted by path), descending into subdirectories
+    /// when `recursive`. Directories themselves are not returned. Symbolic links
+    /// are listed as files and never followed, so link loops cannot trap the walk.
+    ///
+    /// # Errors
+    ///
+    /// The first [`Error::List`] met.
+    pub async fn walk(&mut self, dir: &str, recursive: bool) -> Result<Vec<RemoteEntry>> {
+        let mut files = Vec::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(next) = pending.pop() {
+            for entry in self.list_dir(&next).await? {
+                if entry.is_dir {
+                    if recursive {
+                        pending.push(entry.path);
+                    }
+                } else {
+                    files.push(entry);
+                }
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Starts downloading `path` (`RETR`) and returns the data connection.
+    ///
+    /// Read the [`Download`] to its end, then call [`Download::finish`] to close the
+    /// data connection and check the server's completion reply: only then is the
+    /// download known to be complete. Issue no other command on this connection
+    /// while the download is open.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Retrieve`]; [`Error::is_not_found`] (550) for a missing file.
+    pub async fn retr_stream(&mut self, path: &str) -> Result<Download> {
+        let inner = self
+            .stream
+            .retr_as_stream(path)
+            .await
+            .map_err(|source| Error::Retrieve {
+                host: self.host.clone(),
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Download {
+            inner,
+            host: self.host.clone(),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Checks that the session is alive (`NOOP`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Setup`] when the server does not answer.
+    pub async fn noop(&mut self) -> Result<()> {
+        self.stream.noop().await.map_err(|source| Error::Setup {
+            host: self.host.clone(),
+            step: "NOOP",
+            source,
+        })
+    }
+
+    /// Ends the session politely (`QUIT`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Quit`]; the connection is closed either way.
+    pub async fn quit(mut self) -> Result<()> {
+        self.stream.quit().await.map_err(|source| Error::Quit {
+            host: self.host.clone(),
+            source,
+        })
+    }
+
+    fn list_error(&self, path: &str, source: FtpError) -> Error {
+        Error::List {
+            host: self.host.clone(),
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    fn stat_error(&self, path: &str, source: FtpError) -> Error {
+        Error::Stat {
+            host: self.host.clone(),
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// A download in progress: an [`AsyncRead`] over the FTP data connection.
+///
+/// Owns no borrow of the [`FtpConnection`] (it can move to another task), but the
+/// connection must not be used until [`Download::finish`] has returned. Dropping a
+/// download without finishing it aborts the transfer; the connection drains the
+/// server's reply before its next command.
+pub struct Download {
+    inner: TransferStream<AsyncRustlsStream>,
+    host: String,
+    path: String,
+}
+
+impl fmt::Debug for Download {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Download")
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// The remote path being downloaded.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Closes the data connection and reads the server's completion reply (226/250).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Retrieve`] when the server reports a failed transfer (e.g. 426) or
+    /// the control connection broke.
+    pub async fn finish(self) -> Result<()> {
+        let Download { inner, host, path } = self;
+        inner
+            .finish()
+            .await
+            .map_err(|source| Error::Retrieve { host, path, source })
+    }
+}
+
+impl AsyncRead for Download {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}

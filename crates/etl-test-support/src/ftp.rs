@@ -1,0 +1,116 @@
+//! An in-process FTP server (libunftp over a local directory) on 127.0.0.1.
+//!
+//! libunftp's own `listen` does not report an ephemeral port, so this binds
+//! `127.0.0.1:0` itself and hands every accepted control connection to a fresh
+//! server's `service`. The server runs on its own thread and current-thread
+//! runtime, accepts any user and password, supports MLSD/MDTM/SIZE, and stops
+//! (closing every session) when the [`FtpServer`] is dropped. Tests change files
+//! by writing into the root directory directly.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+use unftp_sbe_fs::Filesystem;
+
+/// A running FTP server serving one local directory.
+#[derive(Debug)]
+pub struct FtpServer {
+    port: u16,
+    root: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Serves one control connection with a fresh server over `root`.
+async fn serve_session(root: PathBuf, stream: tokio::net::TcpStream) {
+    let server = libunftp::ServerBuilder::new(Box::new(move || {
+        Filesystem::new(root.clone()).expect("FTP test server root must exist")
+    }))
+    .greeting("etl test FTP server")
+    .passive_host(Ipv4Addr::LOCALHOST)
+    .build()
+    .expect("FTP test server configuration");
+    let _ = server.service(stream).await;
+}
+
+impl FtpServer {
+    /// Starts serving `root` on `127.0.0.1` on an ephemeral port.
+    ///
+    /// # Panics
+    ///
+    /// When the socket cannot be bound or the thread cannot start (test setup).
+    pub fn start(root: &Path) -> FtpServer {
+        let listener =
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind FTP port");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("FTP local address").port();
+        let root = root.to_path_buf();
+        let served = root.clone();
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("ftp-server-{port}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("FTP server runtime");
+                runtime.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    loop {
+                        tokio::select! {
+                            _ = &mut stopped => break,
+                            accepted = listener.accept() => {
+                                if let Ok((stream, _)) = accepted {
+                                    tokio::spawn(serve_session(served.clone(), stream));
+                                }
+                            }
+                        }
+                    }
+                });
+                // Dropping the runtime cancels every open session.
+            })
+            .expect("spawn FTP server thread");
+        FtpServer {
+            port,
+            root,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The control port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The host to connect to (`127.0.0.1`).
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    /// The directory being served.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stops the server and closes every session (also done on drop).
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for FtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
