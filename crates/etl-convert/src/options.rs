@@ -85,7 +85,10 @@ impl FromStr for Compression {
             "zstd" => Ok(Compression::default()),
             "snappy" => Ok(Compression::Snappy),
             "none" | "uncompressed" => Ok(Compression::None),
-            _ => match lower.strip_prefix("zstd:").or_else(|| lower.strip_prefix("zstd-")) {
+            _ => match lower
+                .strip_prefix("zstd:")
+                .or_else(|| lower.strip_prefix("zstd-"))
+            {
                 Some(level) => level
                     .parse::<i32>()
                     .ok()
@@ -181,9 +184,7 @@ impl ConvertOptions {
             .unwrap_or_default();
         format!(
             "format={};compression={};header={header};columns={columns};delimiter={}",
-            self.format,
-            self.compression,
-            self.delimiter as char
+            self.format, self.compression, self.delimiter as char
         )
     }
 }
@@ -194,9 +195,18 @@ mod tests {
 
     #[test]
     fn parses_formats_and_codecs() {
-        assert_eq!("JSONL".parse::<OutputFormat>().ok(), Some(OutputFormat::Jsonl));
-        assert_eq!("zstd:9".parse::<Compression>().ok(), Some(Compression::Zstd(9)));
-        assert_eq!("snappy".parse::<Compression>().ok(), Some(Compression::Snappy));
+        assert_eq!(
+            "JSONL".parse::<OutputFormat>().ok(),
+            Some(OutputFormat::Jsonl)
+        );
+        assert_eq!(
+            "zstd:9".parse::<Compression>().ok(),
+            Some(Compression::Zstd(9))
+        );
+        assert_eq!(
+            "snappy".parse::<Compression>().ok(),
+            Some(Compression::Snappy)
+        );
         let err = "lz5".parse::<Compression>().err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),

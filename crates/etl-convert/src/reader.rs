@@ -85,18 +85,13 @@ impl<R: Read> CsvSource<R> {
                 self.finished = true;
                 break;
             }
-            let consumed = self
-                .decoder
-                .decode(buf)
-                .map_err(map_arrow_error)?;
+            let consumed = self.decoder.decode(buf).map_err(map_arrow_error)?;
             self.input.consume(consumed);
             if consumed == 0 || self.decoder.capacity() == 0 {
                 break;
             }
         }
-        self.decoder
-            .flush()
-            .map_err(map_arrow_error)
+        self.decoder.flush().map_err(map_arrow_error)
     }
 }
 
@@ -187,15 +182,15 @@ fn name_columns(inferred: Schema, header: bool, options: &ConvertOptions) -> Res
 fn map_arrow_error(error: ArrowError) -> Error {
     match error {
         ArrowError::IoError(_, source) => Error::Read(source),
-        ArrowError::CsvError(message) => match line_after(&message, "for line ")
-            .or_else(|| line_after(&message, "at line "))
-        {
-            Some(line) => Error::BadRecord {
-                line,
-                reason: strip_line(&message),
-            },
-            None => Error::BadCsv(message),
-        },
+        ArrowError::CsvError(message) => {
+            match line_after(&message, "for line ").or_else(|| line_after(&message, "at line ")) {
+                Some(line) => Error::BadRecord {
+                    line,
+                    reason: strip_line(&message),
+                },
+                None => Error::BadCsv(message),
+            }
+        }
         ArrowError::ParseError(message) => match line_after(&message, "at line ") {
             Some(line) => Error::BadRecord {
                 line: line + 1,
@@ -224,6 +219,18 @@ fn strip_line(message: &str) -> String {
             let rest = &text[start + marker.len()..];
             let digits = rest.chars().take_while(char::is_ascii_digit).count();
             text.replace_range(start..start + marker.len() + digits, "");
+        }
+    }
+    if let Some(rest) =
+        text.strip_prefix("Encountered unequal lengths between records on CSV file. Expected ")
+    {
+        // "Expected 3 records, found 2 records" counts fields, not records.
+        let numbers: Vec<&str> = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if let [expected, found] = numbers[..] {
+            return format!("expected {expected} fields, found {found}");
         }
     }
     text.replace("Error while parsing value", "cannot parse")

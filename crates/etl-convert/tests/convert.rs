@@ -10,8 +10,7 @@ mod bytes_reader {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     pub fn read_parquet(bytes: Vec<u8>) -> (Vec<RecordBatch>, Vec<(String, String)>) {
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
         let kv = builder
             .metadata()
             .file_metadata()
@@ -21,7 +20,11 @@ mod bytes_reader {
             .into_iter()
             .map(|kv| (kv.key, kv.value.unwrap_or_default()))
             .collect();
-        let batches = builder.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        let batches = builder
+            .build()
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
         (batches, kv)
     }
 }
@@ -49,9 +52,21 @@ fn seed_file_becomes_int64_string_int64_parquet() {
     let schema = batch.schema();
     let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(names, ["no", "name", "score"]);
-    let no = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-    let name = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-    let score = batch.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+    let no = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    let name = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let score = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
     assert_eq!(no.values(), &[1, 2, 3]);
     assert_eq!(name.value(2), "ccc");
     assert_eq!(score.values(), &[100, 80, 90]);
@@ -60,7 +75,11 @@ fn seed_file_becomes_int64_string_int64_parquet() {
 
 #[test]
 fn header_is_sniffed_and_names_kept() {
-    let out = run("id,label,points\n1,a,5\n2,b,6\n", &ConvertOptions::default()).unwrap();
+    let out = run(
+        "id,label,points\n1,a,5\n2,b,6\n",
+        &ConvertOptions::default(),
+    )
+    .unwrap();
     let (batches, _) = read_parquet(out);
     let schema = batches[0].schema();
     let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -112,7 +131,10 @@ fn jsonl_and_csv_outputs() {
         ..ConvertOptions::default()
     };
     let out = run("1,aaa,100\n", &options).unwrap();
-    assert_eq!(String::from_utf8(out).unwrap(), "no,name,score\n1,aaa,100\n");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "no,name,score\n1,aaa,100\n"
+    );
 }
 
 #[test]
@@ -154,17 +176,35 @@ fn bad_value_beyond_the_first_batch_names_its_line() {
 
 #[test]
 fn empty_input_is_rejected() {
-    assert!(matches!(run("", &ConvertOptions::default()), Err(Error::Empty)));
-    assert!(matches!(run("\u{feff}\n", &ConvertOptions::default()), Err(Error::Empty)));
+    assert!(matches!(
+        run("", &ConvertOptions::default()),
+        Err(Error::Empty)
+    ));
+    assert!(matches!(
+        run("\u{feff}\n", &ConvertOptions::default()),
+        Err(Error::Empty)
+    ));
 }
 
 #[test]
 fn bom_and_crlf_are_benign() {
-    let out = run("\u{feff}1,aaa,100\r\n2,bbb,80\r\n", &ConvertOptions::default()).unwrap();
+    let out = run(
+        "\u{feff}1,aaa,100\r\n2,bbb,80\r\n",
+        &ConvertOptions::default(),
+    )
+    .unwrap();
     let (batches, _) = read_parquet(out);
-    let score = batches[0].column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+    let score = batches[0]
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
     assert_eq!(score.values(), &[100, 80]);
-    let name = batches[0].column(1).as_any().downcast_ref::<StringArray>().unwrap();
+    let name = batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
     assert_eq!(name.value(1), "bbb");
     assert_eq!(name.null_count(), 0);
 }
@@ -181,9 +221,10 @@ fn a_large_input_streams_in_many_batches_and_row_groups() {
         ..ConvertOptions::default()
     };
     let out = run(&input, &options).unwrap();
-    let builder =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
-            .unwrap();
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(out),
+    )
+    .unwrap();
     assert_eq!(builder.metadata().num_row_groups(), 5);
     assert_eq!(builder.metadata().file_metadata().num_rows(), 50_000);
 }

@@ -1,6 +1,6 @@
 //! S3 errors: the failed step, the object, and whether retrying may help.
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use etl_error::{Classify, ErrorClass};
 
 /// An S3 failure.
@@ -66,7 +66,7 @@ impl Error {
     ) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + HttpStatus,
+        R: std::fmt::Debug + HttpStatus + Send + Sync + 'static,
     {
         let status = error.raw_response().map(HttpStatus::status);
         let code = error.code().map(str::to_owned);
@@ -79,9 +79,9 @@ impl Error {
             (SdkError::ServiceError(_), None) => match status {
                 Some(404) => "not found (404)".to_owned(),
                 Some(s) => format!("HTTP status {s}"),
-                None => DisplayErrorContext(&error).to_string(),
+                None => source_chain(&error),
             },
-            _ => DisplayErrorContext(&error).to_string(),
+            _ => source_chain(&error),
         };
         Error::Request {
             operation,
@@ -96,19 +96,50 @@ impl Error {
 
     /// The object does not exist (404, `NoSuchKey`, `NotFound`).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Request { status: Some(404), .. })
-            || matches!(self, Error::Request { code: Some(c), .. } if c == "NoSuchKey" || c == "NotFound")
+        matches!(
+            self,
+            Error::Request {
+                status: Some(404),
+                ..
+            }
+        ) || matches!(self, Error::Request { code: Some(c), .. } if c == "NoSuchKey" || c == "NotFound")
     }
 
     /// A conditional write lost its race (412 `PreconditionFailed`, 409 `ConditionalRequestConflict`).
     pub fn is_precondition_failed(&self) -> bool {
-        matches!(self, Error::Request { status: Some(412 | 409), .. })
+        matches!(
+            self,
+            Error::Request {
+                status: Some(412 | 409),
+                ..
+            }
+        )
     }
 
     /// The server does not support a feature we asked for (501 `NotImplemented`).
     pub fn is_not_implemented(&self) -> bool {
-        matches!(self, Error::Request { status: Some(501), .. })
+        matches!(
+            self,
+            Error::Request {
+                status: Some(501),
+                ..
+            }
+        )
     }
+}
+
+/// The error and its sources as text, without the SDK's debug dumps.
+fn source_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// Transport faults, throttling and 5xx may pass; a bad request, a missing object or

@@ -12,7 +12,10 @@ pub use aws_sdk_s3::Client;
 pub use aws_sdk_s3::primitives::ByteStream;
 pub use client::{ClientSettings, build_client};
 pub use error::{Error, Result};
-pub use objects::{ListedObject, ObjectInfo, get_object, get_range, head_object, list_objects, put_bytes, PutCondition};
+pub use objects::{
+    ListedObject, ObjectInfo, PutCondition, get_object, get_range, head_object, list_objects,
+    put_bytes,
+};
 pub use upload::{Chunk, PutOutcome, PutRequest, UploadWriter, put_stream, upload_channel};
 
 /// An ETag without the quotes S3 puts around it (notifications carry it bare).

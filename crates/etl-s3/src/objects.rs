@@ -52,7 +52,11 @@ pub async fn head_object(client: &Client, bucket: &str, key: &str) -> Result<Opt
 }
 
 /// GET of a whole object as a stream of bytes.
-pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Result<(ObjectInfo, ByteStream)> {
+pub async fn get_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(ObjectInfo, ByteStream)> {
     let out = client
         .get_object()
         .bucket(bucket)
@@ -88,7 +92,11 @@ pub async fn get_range(client: &Client, bucket: &str, key: &str, range: &str) ->
 }
 
 /// Every object under `prefix`, in key order.
-pub async fn list_objects(client: &Client, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>> {
+pub async fn list_objects(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ListedObject>> {
     let mut pages = client
         .list_objects_v2()
         .bucket(bucket)

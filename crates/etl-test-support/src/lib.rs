@@ -1,2 +1,7 @@
 //! In-process S3-compatible and FTP servers on 127.0.0.1 for tests and the local demo.
+//!
+//! Each server runs on its own thread and runtime, listens on an ephemeral port, records
+//! what it was asked, and stops when dropped.
+
 pub mod ftp;
+pub mod s3;

@@ -1,1 +1,22 @@
-//! Library behind the worker binaries.
+//! Library behind the worker binaries `etl`, `agg`, `ftp-etl` and `ftp-watch`.
+//!
+//! Layout:
+//! - [`env_vars`]: every environment variable the binaries read, in one place;
+//! - [`cli`]: clap argument groups shared by the binaries;
+//! - [`logging`], [`exit`]: tracing setup and the mapping of errors to exit codes;
+//! - [`naming`]: output keys from input keys (pure);
+//! - [`payload`]: reading `--event` arguments;
+//! - [`pipeline`]: object → converter → object, whole or nothing;
+//! - [`etl`], [`agg`]: one module per command.
+
+pub mod agg;
+pub mod cli;
+pub mod env_vars;
+pub mod etl;
+pub mod exit;
+pub mod ftp_watch;
+pub mod logging;
+pub mod naming;
+pub mod payload;
+pub mod pipeline;
+pub mod result_dir;

@@ -1,0 +1,228 @@
+//! An S3-compatible server (s3s + s3s-fs) on 127.0.0.1 that logs every request.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::Context as _;
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::sync::oneshot;
+
+/// Access key the server accepts.
+pub const ACCESS_KEY: &str = "etl-test-access";
+/// Secret key the server accepts (tests check it never reaches a log).
+pub const SECRET_KEY: &str = "etl-test-secret-Zq8w3Vx1";
+
+/// One request as the server saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path (`/bucket/key`, percent-encoded as sent).
+    pub path: String,
+    /// Query string.
+    pub query: String,
+    /// `Range` header, if any.
+    pub range: Option<String>,
+}
+
+impl RecordedRequest {
+    /// A GET of an object (not a listing: listings have `list-type` in the query).
+    pub fn is_object_get(&self) -> bool {
+        self.method == "GET"
+            && !self.query.contains("list-type")
+            && self.path.matches('/').count() >= 2
+    }
+
+    /// A PUT of an object or a part.
+    pub fn is_put(&self) -> bool {
+        self.method == "PUT"
+    }
+}
+
+/// A running server; stops when dropped.
+pub struct S3Server {
+    address: SocketAddr,
+    root: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    log: Arc<Mutex<Vec<RecordedRequest>>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl S3Server {
+    /// Starts a server over a fresh temporary directory.
+    pub fn start() -> anyhow::Result<S3Server> {
+        let temp = tempfile::tempdir().context("creating the server's directory")?;
+        let root = temp.path().to_path_buf();
+        let mut server = S3Server::start_at(&root, "127.0.0.1:0")?;
+        server._temp = Some(temp);
+        Ok(server)
+    }
+
+    /// Starts a server storing objects under `root` (one directory per bucket).
+    pub fn start_at(root: &Path, address: &str) -> anyhow::Result<S3Server> {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        let filesystem = s3s_fs::FileSystem::new(root)
+            .map_err(|e| anyhow::anyhow!("s3s-fs over {}: {e:?}", root.display()))?;
+        let mut builder = S3ServiceBuilder::new(filesystem);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+
+        let listener =
+            std::net::TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (shutdown, stop) = oneshot::channel();
+        let thread_log = log.clone();
+        let thread = std::thread::Builder::new()
+            .name("s3-test-server".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the S3 server's runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(serve(listener, service, thread_log, stop));
+            })?;
+        Ok(S3Server {
+            address,
+            root: root.to_path_buf(),
+            _temp: None,
+            log,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The directory holding the buckets.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates a bucket (a directory for s3s-fs).
+    pub fn create_bucket(&self, bucket: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(self.root.join(bucket)).context("creating a bucket")
+    }
+
+    /// Environment for a process that should talk to this server through the SDK's chain.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials".to_owned(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear_requests(&self) {
+        if let Ok(mut log) = self.log.lock() {
+            log.clear();
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Recording {
+    inner: S3Service,
+    log: Arc<Mutex<Vec<RecordedRequest>>>,
+}
+
+impl Service<http::Request<Incoming>> for Recording {
+    type Response = <S3Service as Service<http::Request<Incoming>>>::Response;
+    type Error = <S3Service as Service<http::Request<Incoming>>>::Error;
+    type Future = <S3Service as Service<http::Request<Incoming>>>::Future;
+
+    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        let recorded = RecordedRequest {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            query: request.uri().query().unwrap_or_default().to_owned(),
+            range: request
+                .headers()
+                .get(http::header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        if let Ok(mut log) = self.log.lock() {
+            log.push(recorded);
+        }
+        Service::call(&self.inner, request)
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    service: S3Service,
+    log: Arc<Mutex<Vec<RecordedRequest>>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen");
+            return;
+        }
+    };
+    let recording = Recording {
+        inner: service,
+        log,
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let service = recording.clone();
+                tokio::spawn(async move {
+                    let connection = ConnectionBuilder::new(TokioExecutor::new());
+                    let _ = connection
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+}

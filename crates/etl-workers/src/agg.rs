@@ -1,0 +1,1 @@
+//! The `agg` command (in progress).

@@ -1,0 +1,87 @@
+//! Clap argument groups shared by the binaries: logging and conversion options.
+
+use clap::Args;
+use etl_convert::{Compression, ConvertOptions, HeaderMode, OutputFormat};
+
+use crate::env_vars;
+use crate::exit::UsageError;
+use crate::logging::LogFormat;
+
+/// `--log-format`.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log line format on stderr [default: text on a terminal, json otherwise]. `RUST_LOG` sets the level.
+    #[arg(long, value_enum, env = env_vars::ETL_LOG_FORMAT, global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Output format and CSV dialect.
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// Output format: parquet, jsonl or csv.
+    #[arg(long, env = env_vars::ETL_FORMAT, default_value = "parquet", value_parser = parse_format)]
+    pub format: OutputFormat,
+    /// Column names, comma-separated: names a headerless file, or replaces a header's names
+    /// [default for a headerless 3-column file: no,name,score].
+    #[arg(long, env = env_vars::ETL_COLUMNS, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// The first line is a header [default: sniffed from the data].
+    #[arg(long, conflicts_with = "no_header")]
+    pub header: bool,
+    /// The first line is data.
+    #[arg(long)]
+    pub no_header: bool,
+    /// Field delimiter: one character, or `tab`.
+    #[arg(long, env = env_vars::ETL_DELIMITER, default_value = ",", value_parser = parse_delimiter)]
+    pub delimiter: u8,
+    /// Parquet compression: zstd, zstd:LEVEL (1-22), snappy or none.
+    #[arg(long, env = env_vars::ETL_COMPRESSION, default_value = "zstd", value_parser = parse_compression)]
+    pub compression: Compression,
+}
+
+impl ConvertArgs {
+    /// The converter's options.
+    pub fn options(&self) -> Result<ConvertOptions, UsageError> {
+        let header = match (self.header, self.no_header) {
+            (true, _) => HeaderMode::Present,
+            (_, true) => HeaderMode::Absent,
+            _ => HeaderMode::Sniff,
+        };
+        let columns = match &self.columns {
+            Some(names) => {
+                let names: Vec<String> = names.iter().map(|n| n.trim().to_owned()).collect();
+                if names.iter().any(String::is_empty) {
+                    return Err(UsageError("--columns has an empty name".into()));
+                }
+                Some(names)
+            }
+            None => None,
+        };
+        Ok(ConvertOptions {
+            format: self.format,
+            compression: self.compression,
+            header,
+            columns,
+            delimiter: self.delimiter,
+            ..ConvertOptions::default()
+        })
+    }
+}
+
+fn parse_format(value: &str) -> Result<OutputFormat, String> {
+    value.parse().map_err(|e: etl_convert::Error| e.to_string())
+}
+
+fn parse_compression(value: &str) -> Result<Compression, String> {
+    value.parse().map_err(|e: etl_convert::Error| e.to_string())
+}
+
+fn parse_delimiter(value: &str) -> Result<u8, String> {
+    match value {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        v if v.len() == 1 && v.is_ascii() => Ok(v.as_bytes()[0]),
+        v => Err(format!(
+            "the delimiter must be one ASCII character or 'tab', got '{v}'"
+        )),
+    }
+}

@@ -1,0 +1,48 @@
+//! Environment variables read by the binaries, declared once.
+//!
+//! The AWS SDK reads its own `AWS_*` variables; the FTP flow keeps the seed's names.
+
+/// Output format (`parquet`, `jsonl`, `csv`).
+pub const ETL_FORMAT: &str = "ETL_FORMAT";
+/// Bucket of the input object(s).
+pub const ETL_BUCKET: &str = "ETL_BUCKET";
+/// Prefix to sweep.
+pub const ETL_PREFIX: &str = "ETL_PREFIX";
+/// Bucket for outputs (default: the input's bucket).
+pub const ETL_OUTPUT_BUCKET: &str = "ETL_OUTPUT_BUCKET";
+/// Output key template.
+pub const ETL_OUTPUT_KEY: &str = "ETL_OUTPUT_KEY";
+/// Column names for a headerless file.
+pub const ETL_COLUMNS: &str = "ETL_COLUMNS";
+/// Field delimiter.
+pub const ETL_DELIMITER: &str = "ETL_DELIMITER";
+/// Parquet compression.
+pub const ETL_COMPRESSION: &str = "ETL_COMPRESSION";
+/// Key encoding of notifications: `auto`, `raw`, `url`.
+pub const ETL_KEY_ENCODING: &str = "ETL_KEY_ENCODING";
+/// Log format: `text` or `json`.
+pub const ETL_LOG_FORMAT: &str = "ETL_LOG_FORMAT";
+/// Directory for Argo output parameter files.
+pub const ETL_RESULT_DIR: &str = "ETL_RESULT_DIR";
+/// Concurrent conversions in a sweep.
+pub const ETL_JOBS: &str = "ETL_JOBS";
+/// Convert even when the output is up to date.
+pub const ETL_FORCE: &str = "ETL_FORCE";
+/// Column `agg` maximises.
+pub const ETL_AGG_COLUMN: &str = "ETL_AGG_COLUMN";
+/// Quiet time `agg` waits for before reading.
+pub const ETL_SETTLE: &str = "ETL_SETTLE";
+/// Address `ftp-watch` listens on.
+pub const ETL_LISTEN: &str = "ETL_LISTEN";
+/// Seed name: FTP server host.
+pub const FTP_HOST: &str = "FTP_HOST";
+/// Seed name: FTP server port.
+pub const FTP_PORT: &str = "FTP_PORT";
+/// Seed name: FTP user.
+pub const FTP_USER: &str = "FTP_USER";
+/// Seed name: FTP password (never logged).
+pub const FTP_PASSWD: &str = "FTP_PASSWD";
+/// Seed name: bucket for `ftp-etl` outputs.
+pub const S3_BUCKET: &str = "S3_BUCKET";
+/// Seed name: key prefix for `ftp-etl` outputs.
+pub const S3_PREFIX: &str = "S3_PREFIX";

@@ -1,0 +1,465 @@
+//! The `etl` command: CSV objects (by key, notification, prefix sweep) or a local file to
+//! Parquet, JSON Lines or CSV.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Parser;
+use etl_convert::ConvertOptions;
+use etl_error::{ErrorClass, ExitStatus};
+use etl_event::KeyEncoding;
+use futures_util::StreamExt as _;
+use serde_json::json;
+
+use crate::cli::{ConvertArgs, LogArgs};
+use crate::exit::{Reported, UsageError, class_of};
+use crate::pipeline::{self, Outcome};
+use crate::{env_vars, naming, payload, result_dir};
+
+const EXAMPLES: &str = "\
+Examples:
+  # one object (the MinIO flow): writes output/20230414/1.parquet
+  etl --bucket etlproj --key input/20230414/1.csv
+
+  # every object-created record of a notification (MinIO, S3, SNS, SQS, EventBridge)
+  etl --event @notification.json
+  etl --event - < notification.json
+
+  # what would happen, without any I/O
+  etl --event @notification.json --dry-run
+
+  # sweep: convert every CSV under a prefix whose output is missing or stale
+  etl --bucket etlproj --prefix input/20230414/ --jobs 8
+
+  # a local file
+  etl --input data.csv --output data.parquet
+
+S3 settings come from the AWS SDK's chain: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_REGION (default us-east-1), AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 (a custom endpoint
+such as MinIO implies path-style addressing), profiles, IRSA web identity.
+
+Exit codes: 0 done or nothing to do; 1 transient failure (retrying may help);
+2 invalid usage, payload or data (retrying will not help).";
+
+/// Convert CSV objects or files to Parquet, JSON Lines or CSV.
+#[derive(Debug, Parser)]
+#[command(name = "etl", version, about, after_help = EXAMPLES)]
+pub struct EtlArgs {
+    /// Bucket of the input object (with --key) or objects (with --prefix).
+    #[arg(long, env = env_vars::ETL_BUCKET)]
+    pub bucket: Option<String>,
+    /// Key of one input object.
+    #[arg(long, requires = "bucket", conflicts_with_all = ["prefix", "event", "input"])]
+    pub key: Option<String>,
+    /// Convert every CSV object under this prefix whose output is missing or stale.
+    #[arg(long, env = env_vars::ETL_PREFIX, requires = "bucket", conflicts_with_all = ["event", "input"])]
+    pub prefix: Option<String>,
+    /// A notification payload: JSON text, @FILE, or - for stdin.
+    #[arg(long, conflicts_with = "input")]
+    pub event: Option<String>,
+    /// A local CSV file (use with --output).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// A local output file (`-` for stdout) [default with --input: the input with the format's extension].
+    #[arg(long, requires = "input")]
+    pub output: Option<PathBuf>,
+    /// Bucket for outputs [default: the input's bucket].
+    #[arg(long, env = env_vars::ETL_OUTPUT_BUCKET)]
+    pub output_bucket: Option<String>,
+    /// Output key template with {key} {dir} {parent} {name} {stem} {ext}
+    /// [default: first segment input → output, extension → the format's].
+    #[arg(long, env = env_vars::ETL_OUTPUT_KEY)]
+    pub output_key: Option<String>,
+    #[command(flatten)]
+    pub convert: ConvertArgs,
+    /// How notification keys are encoded: auto (by source), raw or url.
+    #[arg(long, env = env_vars::ETL_KEY_ENCODING, default_value = "auto")]
+    pub key_encoding: KeyEncoding,
+    /// Print one JSON line per object that would be converted; no I/O.
+    #[arg(long, conflicts_with = "plan")]
+    pub dry_run: bool,
+    /// Like --dry-run after a HEAD of each object: adds its size and suggested pod resources.
+    #[arg(long)]
+    pub plan: bool,
+    /// Convert even when the output already records the same input version.
+    #[arg(long, env = env_vars::ETL_FORCE)]
+    pub force: bool,
+    /// Concurrent conversions.
+    #[arg(long, env = env_vars::ETL_JOBS, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Write Argo output parameters (rows, output_key, output_bucket, objects, status) here.
+    #[arg(long, env = env_vars::ETL_RESULT_DIR)]
+    pub result_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// One object to convert.
+#[derive(Debug, Clone)]
+struct Job {
+    bucket: String,
+    key: String,
+    etag: Option<String>,
+    output_bucket: String,
+    output_key: String,
+}
+
+/// Runs `etl`.
+pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
+    let options = args.convert.options()?;
+    if let Some(input) = &args.input {
+        return convert_local(input, args.output.as_deref(), &options, args.dry_run);
+    }
+
+    let jobs = if let Some(event) = &args.event {
+        let bytes = payload::read_payload(event)?;
+        let notification = etl_event::parse_notification(&bytes, args.key_encoding)?;
+        if let Some(reason) = &notification.nothing_to_do {
+            tracing::info!(reason = %reason, "nothing to do");
+        }
+        for skipped in &notification.skipped {
+            tracing::info!(
+                bucket = skipped.bucket.as_deref().unwrap_or(""),
+                key = skipped.key.as_deref().unwrap_or(""),
+                reason = %skipped.reason,
+                "record skipped"
+            );
+        }
+        notification
+            .objects
+            .into_iter()
+            .map(|o| job_for(&args, &options, o.bucket, o.key, o.etag))
+            .collect::<Result<Vec<_>, _>>()?
+    } else if let (Some(bucket), Some(key)) = (&args.bucket, &args.key) {
+        vec![job_for(&args, &options, bucket.clone(), key.clone(), None)?]
+    } else if let (Some(_), Some(_)) = (&args.bucket, &args.prefix) {
+        Vec::new()
+    } else {
+        return Err(UsageError(
+            "nothing to convert: give --bucket with --key or --prefix, --event, or --input (see --help)".into(),
+        )
+        .into());
+    };
+
+    if args.dry_run && args.prefix.is_none() {
+        print_jobs(&jobs, None)?;
+        return Ok(ExitStatus::Success);
+    }
+
+    let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+    let jobs = match (&args.bucket, &args.prefix) {
+        (Some(bucket), Some(prefix)) if args.event.is_none() => {
+            let listed = etl_s3::list_objects(&client, bucket, prefix).await?;
+            let jobs = listed
+                .into_iter()
+                .filter(|o| is_csv_input(&o.key, args.output_key.is_some()))
+                .map(|o| {
+                    // Some servers (s3s-fs) list without ETags: then the source is HEADed.
+                    let etag = Some(o.etag).filter(|e| !e.is_empty());
+                    job_for(&args, &options, bucket.clone(), o.key, etag)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            tracing::info!(bucket = %bucket, prefix = %prefix, objects = jobs.len(), "listed CSV inputs");
+            if args.dry_run {
+                print_jobs(&jobs, None)?;
+                return Ok(ExitStatus::Success);
+            }
+            jobs
+        }
+        _ => jobs,
+    };
+
+    if args.plan {
+        let mut sizes = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let info = etl_s3::head_object(&client, &job.bucket, &job.key)
+                .await?
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "{}: no such object",
+                        pipeline::s3_uri(&job.bucket, &job.key)
+                    ))
+                })?;
+            sizes.push(info.size);
+        }
+        print_jobs(&jobs, Some(&sizes))?;
+        return Ok(ExitStatus::Success);
+    }
+
+    convert_all(&client, jobs, &options, &args).await
+}
+
+fn job_for(
+    args: &EtlArgs,
+    options: &ConvertOptions,
+    bucket: String,
+    key: String,
+    etag: Option<String>,
+) -> Result<Job, UsageError> {
+    let extension = options.format.extension();
+    let output_key = match &args.output_key {
+        Some(template) => naming::expand_template(template, &key, extension)?,
+        None => naming::default_output_key(&key, extension),
+    };
+    let output_bucket = args.output_bucket.clone().unwrap_or_else(|| bucket.clone());
+    if output_bucket == bucket && output_key == key {
+        return Err(UsageError(format!(
+            "the output key for {} is the input itself; choose --output-key or --output-bucket",
+            pipeline::s3_uri(&bucket, &key)
+        )));
+    }
+    Ok(Job {
+        bucket,
+        key,
+        etag,
+        output_bucket,
+        output_key,
+    })
+}
+
+/// CSV objects of a sweep; with the default naming, outputs under `output/` are not inputs.
+fn is_csv_input(key: &str, custom_output: bool) -> bool {
+    let csv = key.to_ascii_lowercase().ends_with(".csv");
+    csv && (custom_output || !key.starts_with("output/"))
+}
+
+fn print_jobs(jobs: &[Job], sizes: Option<&[u64]>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for (index, job) in jobs.iter().enumerate() {
+        let mut line = json!({
+            "bucket": job.bucket,
+            "key": job.key,
+            "output_bucket": job.output_bucket,
+            "output_key": job.output_key,
+        });
+        if let Some(size) = sizes.and_then(|s| s.get(index)) {
+            line["size"] = json!(size);
+            line["resources"] = suggested_resources(*size);
+        }
+        writeln!(stdout, "{line}").context("writing to stdout")?;
+    }
+    Ok(())
+}
+
+/// Pod resources for a conversion: memory stays flat whatever the size (streaming), so
+/// only CPU grows with the file.
+pub fn suggested_resources(size: u64) -> serde_json::Value {
+    const MIB: u64 = 1024 * 1024;
+    let (cpu, memory, limit) = match size {
+        s if s < 64 * MIB => ("250m", "64Mi", "256Mi"),
+        s if s < 1024 * MIB => ("1", "128Mi", "512Mi"),
+        _ => ("2", "256Mi", "1Gi"),
+    };
+    json!({
+        "requests": {"cpu": cpu, "memory": memory},
+        "limits": {"memory": limit},
+    })
+}
+
+async fn convert_all(
+    client: &etl_s3::Client,
+    jobs: Vec<Job>,
+    options: &ConvertOptions,
+    args: &EtlArgs,
+) -> anyhow::Result<ExitStatus> {
+    let single = jobs.len() == 1 && args.prefix.is_none();
+    let total = jobs.len();
+    let results: Vec<(Job, anyhow::Result<Outcome>)> = futures_util::stream::iter(jobs)
+        .map(|job| async move {
+            let outcome = pipeline::convert_object(
+                client,
+                &job.bucket,
+                &job.key,
+                job.etag.as_deref(),
+                &job.output_bucket,
+                &job.output_key,
+                options,
+                args.force,
+            )
+            .await;
+            log_outcome(&job, &outcome);
+            (job, outcome)
+        })
+        .buffered(usize::from(args.jobs))
+        .collect()
+        .await;
+
+    let mut rows = 0u64;
+    let mut converted = 0usize;
+    let mut up_to_date = 0usize;
+    let mut failures: Vec<(String, String, ErrorClass)> = Vec::new();
+    let mut stdout = std::io::stdout().lock();
+    for (job, outcome) in &results {
+        let status = match outcome {
+            Ok(Outcome::Converted { rows: r, .. }) => {
+                rows += r;
+                converted += 1;
+                json!({"status": "converted", "rows": r})
+            }
+            Ok(Outcome::UpToDate) => {
+                up_to_date += 1;
+                json!({"status": "up-to-date"})
+            }
+            Err(error) => {
+                let message = format!("{error:#}");
+                failures.push((
+                    pipeline::s3_uri(&job.bucket, &job.key),
+                    message.clone(),
+                    class_of(error),
+                ));
+                json!({"status": "failed", "error": message})
+            }
+        };
+        let mut line = json!({
+            "bucket": job.bucket, "key": job.key,
+            "output_bucket": job.output_bucket, "output_key": job.output_key,
+        });
+        if let (Some(line), Some(status)) = (line.as_object_mut(), status.as_object()) {
+            line.extend(status.clone());
+        }
+        writeln!(stdout, "{line}").context("writing to stdout")?;
+    }
+    drop(stdout);
+
+    if total != 1 || args.prefix.is_some() {
+        tracing::info!(
+            objects = total,
+            converted,
+            up_to_date,
+            failed = failures.len(),
+            rows,
+            "summary"
+        );
+    }
+    if let Some(dir) = &args.result_dir {
+        let first = results.first().map(|(job, _)| job);
+        let status = if !failures.is_empty() {
+            "failed"
+        } else if total == 0 {
+            "nothing-to-do"
+        } else if converted == 0 {
+            "up-to-date"
+        } else {
+            "converted"
+        };
+        result_dir::write(
+            dir,
+            &[
+                ("rows", rows.to_string()),
+                ("objects", total.to_string()),
+                ("status", status.to_owned()),
+                (
+                    "output_key",
+                    first.map(|j| j.output_key.clone()).unwrap_or_default(),
+                ),
+                (
+                    "output_bucket",
+                    first.map(|j| j.output_bucket.clone()).unwrap_or_default(),
+                ),
+                (
+                    "error",
+                    failures.first().map(|f| f.1.clone()).unwrap_or_default(),
+                ),
+            ],
+        )?;
+    }
+
+    if failures.is_empty() {
+        return Ok(ExitStatus::Success);
+    }
+    if single {
+        if let Some((_, Err(error))) = results.into_iter().next() {
+            return Err(error);
+        }
+    }
+    let class = failures
+        .iter()
+        .map(|f| f.2)
+        .reduce(ErrorClass::worst)
+        .unwrap_or(ErrorClass::Retryable);
+    let names: Vec<String> = failures.iter().map(|f| f.1.clone()).collect();
+    Err(Reported {
+        message: format!(
+            "{} of {total} objects failed: {}",
+            failures.len(),
+            names.join("; ")
+        ),
+        class,
+    }
+    .into())
+}
+
+fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
+    let source = pipeline::s3_uri(&job.bucket, &job.key);
+    let output = pipeline::s3_uri(&job.output_bucket, &job.output_key);
+    match outcome {
+        Ok(Outcome::Converted { rows, bytes }) => {
+            tracing::info!(%source, %output, rows, bytes, "converted");
+        }
+        Ok(Outcome::UpToDate) => {
+            tracing::info!(%source, %output, "up to date: the output already records this input version");
+        }
+        Err(error) => tracing::warn!(%source, error = %format!("{error:#}"), "failed"),
+    }
+}
+
+/// `--input PATH`: a local file, written next to its final name and renamed when complete.
+fn convert_local(
+    input: &Path,
+    output: Option<&Path>,
+    options: &ConvertOptions,
+    dry_run: bool,
+) -> anyhow::Result<ExitStatus> {
+    let output = output
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| input.with_extension(options.format.extension()));
+    if dry_run {
+        println!("{}", json!({"input": input, "output": output}));
+        return Ok(ExitStatus::Success);
+    }
+    let file = std::fs::File::open(input)
+        .map_err(|e| UsageError(format!("cannot open {}: {e}", input.display())))?;
+    let footer = vec![("etl.source".to_owned(), input.display().to_string())];
+    let name = input.display().to_string();
+    if output == Path::new("-") {
+        let stdout = std::io::stdout();
+        let summary = etl_convert::convert(file, std::io::BufWriter::new(stdout), options, &footer)
+            .with_context(|| format!("converting {name}"))?;
+        tracing::info!(input = %name, rows = summary.rows, "converted");
+        return Ok(ExitStatus::Success);
+    }
+    if output == input {
+        return Err(
+            UsageError(format!("--output is the input itself: {}", input.display())).into(),
+        );
+    }
+    let directory = match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".etl-")
+        .tempfile_in(&directory)
+        .with_context(|| format!("creating a file in {}", directory.display()))?;
+    let summary = etl_convert::convert(
+        file,
+        std::io::BufWriter::new(staging.as_file()),
+        options,
+        &footer,
+    )
+    .with_context(|| format!("converting {name}"))?;
+    // A staging file is private (0600); the output gets the usual permissions.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = staging
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    staging
+        .persist(&output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    tracing::info!(input = %name, output = %output.display(), rows = summary.rows, "converted");
+    Ok(ExitStatus::Success)
+}

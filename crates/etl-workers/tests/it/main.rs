@@ -1,0 +1,5 @@
+//! Black-box tests: real binaries against real S3-compatible and FTP servers on 127.0.0.1.
+
+mod support;
+
+mod etl;
