@@ -3,3 +3,4 @@
 mod support;
 
 mod etl;
+mod ftp_watch;

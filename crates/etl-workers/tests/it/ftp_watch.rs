@@ -1,0 +1,354 @@
+//! `ftp-watch` as a process, driven by a real tonic client, against the in-process
+//! FTP server (and, when `ETL_VSFTPD_PORT` is set, against vsftpd).
+//!
+//! Files are changed by writing into the served directory. Every wait polls with
+//! a deadline; nothing asserts after a fixed sleep.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use etl_grpc::{Event, EventSource, EventingClient};
+use etl_test_support::ftp::FtpServer;
+use tonic::Streaming;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_ftp-watch");
+/// Generous: the machine may be busy building other crates.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running `ftp-watch` process; killed on drop.
+struct Watcher {
+    child: Child,
+    address: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Watcher {
+    fn start(user: &str, password: &str) -> Watcher {
+        let mut command = Command::new(BINARY);
+        command.env_clear();
+        for name in ["PATH", "HOME", "TMPDIR"] {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+            .env("RUST_LOG", "info")
+            .env("FTP_USER", user)
+            .env("FTP_PASSWD", password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ftp-watch");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (sender, receiver) = mpsc::channel();
+        let collected = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(address) = line.strip_prefix("listening on ") {
+                    let _ = sender.send(address.trim().to_owned());
+                }
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let address = receiver
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("ftp-watch did not report its address: {}", log.lock().unwrap()));
+        Watcher {
+            child,
+            address: address.parse().expect("address"),
+            stderr: log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    async fn subscribe(&self, config: &str) -> Result<Streaming<Event>, tonic::Status> {
+        let mut client = EventingClient::connect(format!("http://{}", self.address))
+            .await
+            .expect("gRPC connect");
+        client
+            .start_event_source(EventSource {
+                name: "ftp-test".to_owned(),
+                config: config.as_bytes().to_vec(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Polls the log until it contains `text`.
+    async fn wait_for_log(&self, text: &str) {
+        let until = tokio::time::Instant::now() + DEADLINE;
+        while !self.log().contains(text) {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "log never contained {text:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The decoded parts of an event.
+#[derive(Debug)]
+struct Seen {
+    kind: String,
+    name: String,
+    sz: u64,
+    dt: String,
+}
+
+async fn next_event(stream: &mut Streaming<Event>, watcher: &Watcher) -> Seen {
+    let event = match tokio::time::timeout(DEADLINE, stream.message()).await {
+        Ok(Ok(Some(event))) => event,
+        other => panic!("no event ({other:?}); ftp-watch log:\n{}", watcher.log()),
+    };
+    let payload: serde_json::Value = serde_json::from_slice(&event.payload).expect("JSON payload");
+    Seen {
+        kind: event.name,
+        name: payload["name"].as_str().expect("name").to_owned(),
+        sz: payload["sz"].as_u64().expect("sz"),
+        dt: payload["dt"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+fn write(root: &Path, name: &str, content: &[u8]) {
+    let path = root.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, content).unwrap();
+}
+
+fn config(port: u16, extra: &str) -> String {
+    format!("host: 127.0.0.1\nport: {port}\ndir: /\ninterval: 200ms\n{extra}")
+}
+
+#[tokio::test]
+async fn ftp_watch_announces_new_then_mod() {
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "old.csv", b"1,old,1\n");
+    let server = FtpServer::start(root.path());
+    let watcher = Watcher::start("etl", "secret-password");
+    let mut stream = watcher
+        .subscribe(&config(server.port(), "suffix: .csv\n"))
+        .await
+        .expect("stream");
+    watcher.wait_for_log("first listing").await;
+
+    write(root.path(), "test.csv", b"1,aaa,100\n");
+    write(root.path(), "ignored.txt", b"not a csv\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str(), seen.sz), ("new", "test.csv", 10));
+    assert!(humantime::parse_rfc3339(&seen.dt).is_ok(), "dt {:?}", seen.dt);
+
+    write(root.path(), "test.csv", b"1,aaa,100\n2,bbb,90\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str(), seen.sz), ("mod", "test.csv", 19));
+
+    write(root.path(), "20230414/1.csv", b"1,x,1\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "20230414/1.csv"));
+
+    assert!(!watcher.log().contains("secret-password"));
+    // Hanging up stops the poller.
+    drop(stream);
+    watcher.wait_for_log("poller stopped").await;
+}
+
+#[tokio::test]
+async fn ftp_watch_waits_until_a_growing_file_settles() {
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let watcher = Watcher::start("etl", "x");
+    let mut stream = watcher
+        .subscribe(&config(server.port(), "settle: 2\n"))
+        .await
+        .expect("stream");
+    watcher.wait_for_log("first listing").await;
+
+    // Grow the file much faster than settle (2 polls of 200 ms) allows to announce it.
+    let path = root.path().join("big.csv");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let line = b"1,growing,100\n";
+    for _ in 0..30 {
+        file.write_all(line).unwrap();
+        file.flush().unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    drop(file);
+    let final_size = 30 * line.len() as u64;
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "big.csv"));
+    assert_eq!(seen.sz, final_size, "announced before the upload finished");
+}
+
+#[tokio::test]
+async fn ftp_watch_restart_with_state_neither_misses_nor_repeats() {
+    let root = tempfile::tempdir().unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state.json");
+    let server = FtpServer::start(root.path());
+    let yaml = config(
+        server.port(),
+        &format!("settle: 0\nexisting: emit\nstate: {}\n", state.display()),
+    );
+
+    let mut watcher = Watcher::start("etl", "x");
+    let mut stream = watcher.subscribe(&yaml).await.expect("stream");
+    write(root.path(), "a.csv", b"1,a,1\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "a.csv"));
+    // The state is written right after the events of a poll are handed over.
+    let until = std::time::Instant::now() + DEADLINE;
+    while !std::fs::read_to_string(&state).unwrap_or_default().contains("a.csv") {
+        assert!(std::time::Instant::now() < until, "state never recorded a.csv");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stream);
+    watcher.kill();
+
+    // Uploaded while ftp-watch is down.
+    write(root.path(), "b.csv", b"1,b,1\n");
+
+    let watcher = Watcher::start("etl", "x");
+    let mut stream = watcher.subscribe(&yaml).await.expect("stream");
+    let seen = next_event(&mut stream, &watcher).await;
+    // Events of a poll come sorted by name: a repeated a.csv would come first.
+    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "b.csv"));
+    write(root.path(), "c.csv", b"1,c,1\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "c.csv"));
+}
+
+#[tokio::test]
+async fn ftp_watch_refuses_unknown_config_keys() {
+    let watcher = Watcher::start("etl", "x");
+    let status = watcher
+        .subscribe("host: 127.0.0.1\nintervall: 1s\n")
+        .await
+        .expect_err("bad config must fail");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("unknown field `intervall`"), "{}", status.message());
+    let status = watcher
+        .subscribe("host: 127.0.0.1\npassword: hunter2\n")
+        .await
+        .expect_err("password in config must fail");
+    assert!(status.message().contains("FTP_PASSWD"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn ftp_watch_serves_several_streams_at_once() {
+    let root_one = tempfile::tempdir().unwrap();
+    let root_two = tempfile::tempdir().unwrap();
+    let one = FtpServer::start(root_one.path());
+    let two = FtpServer::start(root_two.path());
+    let watcher = Watcher::start("etl", "x");
+    let extra = "settle: 0\nexisting: emit\n";
+    let mut stream_one = watcher.subscribe(&config(one.port(), extra)).await.unwrap();
+    let mut stream_two = watcher.subscribe(&config(two.port(), extra)).await.unwrap();
+    write(root_one.path(), "one.csv", b"1\n");
+    write(root_two.path(), "two.csv", b"2\n");
+    assert_eq!(next_event(&mut stream_one, &watcher).await.name, "one.csv");
+    assert_eq!(next_event(&mut stream_two, &watcher).await.name, "two.csv");
+}
+
+#[test]
+fn ftp_watch_scan_prints_one_poll_as_json_lines() {
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "a.csv", b"1,a,1\n");
+    write(root.path(), "sub/b.csv", b"1,b,22\n");
+    let server = FtpServer::start(root.path());
+    let config_dir = tempfile::tempdir().unwrap();
+    let config_path = config_dir.path().join("source.yaml");
+    std::fs::write(&config_path, config(server.port(), "")).unwrap();
+    let output = Command::new(BINARY)
+        .args(["scan", "--config"])
+        .arg(&config_path)
+        .env("ETL_LOG_FORMAT", "text")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["name"], "new");
+    assert_eq!(lines[0]["payload"]["name"], "a.csv");
+    assert_eq!(lines[1]["payload"]["name"], "sub/b.csv");
+    assert_eq!(lines[1]["payload"]["sz"], 7);
+
+    // A bad config exits 2; an unreachable server exits 1.
+    std::fs::write(&config_path, "host: 127.0.0.1\nbogus: 1\n").unwrap();
+    let output = Command::new(BINARY).args(["scan", "--config"]).arg(&config_path).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    drop(server);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    std::fs::write(&config_path, config(port, "")).unwrap();
+    let output = Command::new(BINARY).args(["scan", "--config"]).arg(&config_path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// The same new/mod flow against vsftpd (no MLSD: LIST + MDTM). Start it with
+/// `scripts/vsftpd-start.sh`, then set `ETL_VSFTPD_PORT` (and `ETL_VSFTPD_ROOT`,
+/// `FTP_USER`, `FTP_PASSWD` when not the script's defaults).
+#[tokio::test]
+async fn ftp_watch_against_vsftpd() {
+    let Some(port) = std::env::var("ETL_VSFTPD_PORT").ok().and_then(|p| p.parse::<u16>().ok()) else {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("skipped: set ETL_VSFTPD_PORT (see scripts/vsftpd-start.sh) to run against vsftpd");
+        }
+        return;
+    };
+    let root = PathBuf::from(std::env::var("ETL_VSFTPD_ROOT").unwrap_or_else(|_| "/srv/etlftp".to_owned()));
+    let user = std::env::var("FTP_USER").unwrap_or_else(|_| "etlftp".to_owned());
+    let password = std::env::var("FTP_PASSWD").unwrap_or_else(|_| "etlftp-pass".to_owned());
+    let run = format!("it-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+    let dir = root.join(&run);
+    std::fs::create_dir_all(&dir).unwrap();
+    write(&dir, "before.csv", b"0\n");
+
+    let watcher = Watcher::start(&user, &password);
+    let yaml = format!("host: 127.0.0.1\nport: {port}\ndir: /{run}\ninterval: 300ms\nsuffix: .csv\n");
+    let mut stream = watcher.subscribe(&yaml).await.expect("stream");
+    watcher.wait_for_log("first listing").await;
+    write(&dir, "test.csv", b"1,aaa,100\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str(), seen.sz), ("new", "test.csv", 10));
+    assert!(humantime::parse_rfc3339(&seen.dt).is_ok(), "dt {:?}", seen.dt);
+    write(&dir, "test.csv", b"1,aaa,100\n2,bbb,90\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str(), seen.sz), ("mod", "test.csv", 19));
+    write(&dir, "day/1.csv", b"1\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "day/1.csv"));
+    drop(stream);
+    let _ = std::fs::remove_dir_all(&dir);
+}
