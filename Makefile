@@ -1,0 +1,48 @@
+# Every target works on a fresh machine with the Rust toolchain and python3.
+.PHONY: demo test lint manifests bench image image-binaries fuzz deploy clean
+
+CARGO ?= cargo
+
+## demo: the whole pipeline locally: an S3-compatible server on 127.0.0.1, the seed's files, etl, agg
+demo:
+	$(CARGO) build --bins -p etl-workers -p etl-demo
+	target/debug/etl-demo testdata
+
+## test: every test: unit, integration (real S3 and FTP servers in-process), manifests and their contract
+test:
+	$(CARGO) test --workspace
+	$(CARGO) build --bins -p etl-workers
+	scripts/check-manifests.sh target/debug
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## manifests: schema check of workflows/ and the Sensor -> command line contract
+manifests:
+	$(CARGO) build --bins -p etl-workers
+	scripts/check-manifests.sh target/debug
+
+## bench: speed and memory against pyarrow, polars, duckdb, pandas (writes BENCHMARKS.md)
+bench:
+	scripts/bench.sh
+
+## image-binaries: the release binaries exactly as docker/Dockerfile builds them
+image-binaries:
+	scripts/build-image-binaries.sh
+
+## image: the container image (needs a Docker engine)
+image:
+	docker build -f docker/Dockerfile -t $${IMAGE:-ghcr.io/etlproj/etl:latest} .
+
+## fuzz: the notification parser under cargo-fuzz (FUZZ_SECONDS, default 60)
+fuzz:
+	scripts/fuzz-event.sh
+
+## deploy: apply workflows/ to the current kubectl context (see docs/deploy.md)
+deploy:
+	kubectl apply -k workflows/
+
+clean:
+	$(CARGO) clean
