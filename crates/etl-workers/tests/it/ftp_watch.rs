@@ -59,9 +59,12 @@ impl Watcher {
                 log.push('\n');
             }
         });
-        let address = receiver
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("ftp-watch did not report its address: {}", log.lock().unwrap()));
+        let address = receiver.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            panic!(
+                "ftp-watch did not report its address: {}",
+                log.lock().unwrap()
+            )
+        });
         Watcher {
             child,
             address: address.parse().expect("address"),
@@ -161,16 +164,29 @@ async fn ftp_watch_announces_new_then_mod() {
     write(root.path(), "test.csv", b"1,aaa,100\n");
     write(root.path(), "ignored.txt", b"not a csv\n");
     let seen = next_event(&mut stream, &watcher).await;
-    assert_eq!((seen.kind.as_str(), seen.name.as_str(), seen.sz), ("new", "test.csv", 10));
-    assert!(humantime::parse_rfc3339(&seen.dt).is_ok(), "dt {:?}", seen.dt);
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str(), seen.sz),
+        ("new", "test.csv", 10)
+    );
+    assert!(
+        humantime::parse_rfc3339(&seen.dt).is_ok(),
+        "dt {:?}",
+        seen.dt
+    );
 
     write(root.path(), "test.csv", b"1,aaa,100\n2,bbb,90\n");
     let seen = next_event(&mut stream, &watcher).await;
-    assert_eq!((seen.kind.as_str(), seen.name.as_str(), seen.sz), ("mod", "test.csv", 19));
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str(), seen.sz),
+        ("mod", "test.csv", 19)
+    );
 
     write(root.path(), "20230414/1.csv", b"1,x,1\n");
     let seen = next_event(&mut stream, &watcher).await;
-    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "20230414/1.csv"));
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str()),
+        ("new", "20230414/1.csv")
+    );
 
     assert!(!watcher.log().contains("secret-password"));
     // Hanging up stops the poller.
@@ -223,8 +239,14 @@ async fn ftp_watch_restart_with_state_neither_misses_nor_repeats() {
     assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "a.csv"));
     // The state is written right after the events of a poll are handed over.
     let until = std::time::Instant::now() + DEADLINE;
-    while !std::fs::read_to_string(&state).unwrap_or_default().contains("a.csv") {
-        assert!(std::time::Instant::now() < until, "state never recorded a.csv");
+    while !std::fs::read_to_string(&state)
+        .unwrap_or_default()
+        .contains("a.csv")
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "state never recorded a.csv"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(stream);
@@ -251,12 +273,20 @@ async fn ftp_watch_refuses_unknown_config_keys() {
         .await
         .expect_err("bad config must fail");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    assert!(status.message().contains("unknown field `intervall`"), "{}", status.message());
+    assert!(
+        status.message().contains("unknown field `intervall`"),
+        "{}",
+        status.message()
+    );
     let status = watcher
         .subscribe("host: 127.0.0.1\npassword: hunter2\n")
         .await
         .expect_err("password in config must fail");
-    assert!(status.message().contains("FTP_PASSWD"), "{}", status.message());
+    assert!(
+        status.message().contains("FTP_PASSWD"),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]
@@ -290,7 +320,12 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
         .env("ETL_LOG_FORMAT", "text")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
@@ -304,15 +339,28 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
 
     // A bad config exits 2; an unreachable server exits 1.
     std::fs::write(&config_path, "host: 127.0.0.1\nbogus: 1\n").unwrap();
-    let output = Command::new(BINARY).args(["scan", "--config"]).arg(&config_path).output().unwrap();
+    let output = Command::new(BINARY)
+        .args(["scan", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     drop(server);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     std::fs::write(&config_path, config(port, "")).unwrap();
-    let output = Command::new(BINARY).args(["scan", "--config"]).arg(&config_path).output().unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(BINARY)
+        .args(["scan", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The same new/mod flow against vsftpd (no MLSD: LIST + MDTM). Start it with
@@ -320,35 +368,63 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
 /// `FTP_USER`, `FTP_PASSWD` when not the script's defaults).
 #[tokio::test]
 async fn ftp_watch_against_vsftpd() {
-    let Some(port) = std::env::var("ETL_VSFTPD_PORT").ok().and_then(|p| p.parse::<u16>().ok()) else {
+    let Some(port) = std::env::var("ETL_VSFTPD_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
         #[allow(clippy::print_stderr)]
         {
-            eprintln!("skipped: set ETL_VSFTPD_PORT (see scripts/vsftpd-start.sh) to run against vsftpd");
+            eprintln!(
+                "skipped: set ETL_VSFTPD_PORT (see scripts/vsftpd-start.sh) to run against vsftpd"
+            );
         }
         return;
     };
-    let root = PathBuf::from(std::env::var("ETL_VSFTPD_ROOT").unwrap_or_else(|_| "/srv/etlftp".to_owned()));
+    let root = PathBuf::from(
+        std::env::var("ETL_VSFTPD_ROOT").unwrap_or_else(|_| "/srv/etlftp".to_owned()),
+    );
     let user = std::env::var("FTP_USER").unwrap_or_else(|_| "etlftp".to_owned());
     let password = std::env::var("FTP_PASSWD").unwrap_or_else(|_| "etlftp-pass".to_owned());
-    let run = format!("it-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+    let run = format!(
+        "it-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
     let dir = root.join(&run);
     std::fs::create_dir_all(&dir).unwrap();
     write(&dir, "before.csv", b"0\n");
 
     let watcher = Watcher::start(&user, &password);
-    let yaml = format!("host: 127.0.0.1\nport: {port}\ndir: /{run}\ninterval: 300ms\nsuffix: .csv\n");
+    let yaml =
+        format!("host: 127.0.0.1\nport: {port}\ndir: /{run}\ninterval: 300ms\nsuffix: .csv\n");
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");
     watcher.wait_for_log("first listing").await;
     write(&dir, "test.csv", b"1,aaa,100\n");
     let seen = next_event(&mut stream, &watcher).await;
-    assert_eq!((seen.kind.as_str(), seen.name.as_str(), seen.sz), ("new", "test.csv", 10));
-    assert!(humantime::parse_rfc3339(&seen.dt).is_ok(), "dt {:?}", seen.dt);
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str(), seen.sz),
+        ("new", "test.csv", 10)
+    );
+    assert!(
+        humantime::parse_rfc3339(&seen.dt).is_ok(),
+        "dt {:?}",
+        seen.dt
+    );
     write(&dir, "test.csv", b"1,aaa,100\n2,bbb,90\n");
     let seen = next_event(&mut stream, &watcher).await;
-    assert_eq!((seen.kind.as_str(), seen.name.as_str(), seen.sz), ("mod", "test.csv", 19));
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str(), seen.sz),
+        ("mod", "test.csv", 19)
+    );
     write(&dir, "day/1.csv", b"1\n");
     let seen = next_event(&mut stream, &watcher).await;
-    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "day/1.csv"));
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str()),
+        ("new", "day/1.csv")
+    );
     drop(stream);
     let _ = std::fs::remove_dir_all(&dir);
 }
