@@ -1,1 +1,16 @@
-//! Max-by-column aggregation over Parquet record batches; pure.
+//! Max-by-column aggregation over Parquet files read sparsely: the footer, one column's
+//! chunks, and the row group of the winner. Pure: callers fetch the byte ranges this
+//! crate asks for (from S3 with range requests) and hand them back as a [`SparseFile`].
+
+mod error;
+mod report;
+mod sparse;
+mod winner;
+
+pub use error::{Error, Result};
+pub use report::{AggReport, fingerprint, format_series};
+pub use sparse::{FooterParse, SparseFile, parse_footer};
+pub use winner::{
+    Candidate, Value, column_chunk_ranges, column_max, read_row, resolve_column, row_group_of,
+    row_group_ranges,
+};

@@ -1,0 +1,216 @@
+//! Finding the maximum of one column, and reading the winning row back.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_schema::DataType;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::file::metadata::ParquetMetaData;
+
+use crate::{Error, Result, SparseFile};
+
+/// A comparable value of the aggregated column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// Any integer column (as i64).
+    Int(i64),
+    /// Any floating-point column.
+    Float(f64),
+}
+
+impl Value {
+    /// `self > other`, across integer and float columns.
+    pub fn greater_than(self, other: Value) -> bool {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a > b,
+            (a, b) => a.as_f64() > b.as_f64(),
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Value::Int(v) => v as f64,
+            Value::Float(v) => v,
+        }
+    }
+}
+
+/// The first maximum of a file: its value and row position in the file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    /// The maximum.
+    pub value: Value,
+    /// 0-based row of the first row holding it.
+    pub row: u64,
+}
+
+/// Byte ranges of column `column` in every row group.
+pub fn column_chunk_ranges(metadata: &ParquetMetaData, column: usize) -> Vec<Range<u64>> {
+    metadata
+        .row_groups()
+        .iter()
+        .map(|rg| {
+            let (start, length) = rg.column(column).byte_range();
+            start..start + length
+        })
+        .collect()
+}
+
+/// Byte ranges of every column of row group `row_group`.
+pub fn row_group_ranges(metadata: &ParquetMetaData, row_group: usize) -> Vec<Range<u64>> {
+    metadata.row_groups()[row_group]
+        .columns()
+        .iter()
+        .map(|c| {
+            let (start, length) = c.byte_range();
+            start..start + length
+        })
+        .collect()
+}
+
+/// The row group holding file row `row`, and the row's offset inside it.
+pub fn row_group_of(metadata: &ParquetMetaData, row: u64) -> Option<(usize, u64)> {
+    let mut first = 0u64;
+    for (index, rg) in metadata.row_groups().iter().enumerate() {
+        let rows = rg.num_rows().max(0) as u64;
+        if row < first + rows {
+            return Some((index, row - first));
+        }
+        first += rows;
+    }
+    None
+}
+
+/// Index of the leaf column named `name`, or an error listing the columns.
+fn column_index(file: &SparseFile, metadata: &ParquetMetaData, name: &str) -> Result<usize> {
+    let schema = metadata.file_metadata().schema_descr();
+    (0..schema.num_columns())
+        .find(|i| schema.column(*i).name() == name)
+        .ok_or_else(|| Error::NoColumn {
+            key: file.key().to_owned(),
+            column: name.to_owned(),
+            columns: (0..schema.num_columns())
+                .map(|i| schema.column(i).name().to_owned())
+                .collect::<Vec<_>>()
+                .join(","),
+        })
+}
+
+fn builder(
+    file: &SparseFile,
+    metadata: &Arc<ParquetMetaData>,
+) -> Result<ParquetRecordBatchReaderBuilder<SparseFile>> {
+    let corrupt = |e: parquet::errors::ParquetError| Error::Corrupt {
+        key: file.key().to_owned(),
+        reason: e.to_string(),
+    };
+    let reader_metadata =
+        ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new()).map_err(corrupt)?;
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file.clone(),
+        reader_metadata,
+    ))
+}
+
+/// Resolves `column` to its leaf index (for [`column_chunk_ranges`]).
+pub fn resolve_column(file: &SparseFile, metadata: &ParquetMetaData, column: &str) -> Result<usize> {
+    column_index(file, metadata, column)
+}
+
+/// The first maximum of `column` (nulls and NaN skipped, as pandas `idxmax` does), or
+/// `None` for a file without rows or values. Reads only that column's chunks.
+pub fn column_max(
+    file: &SparseFile,
+    metadata: &Arc<ParquetMetaData>,
+    column: &str,
+) -> Result<Option<Candidate>> {
+    let index = column_index(file, metadata, column)?;
+    let corrupt = |reason: String| Error::Corrupt {
+        key: file.key().to_owned(),
+        reason,
+    };
+    let builder = builder(file, metadata)?;
+    let mask = ProjectionMask::leaves(metadata.file_metadata().schema_descr(), [index]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut best: Option<Candidate> = None;
+    let mut offset = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        let array = batch.column(0);
+        let data_type = array.data_type().clone();
+        let consider = |value: Value, row: u64, best: &mut Option<Candidate>| {
+            if best.is_none_or(|b| value.greater_than(b.value)) {
+                *best = Some(Candidate { value, row });
+            }
+        };
+        if data_type.is_integer() {
+            let ints = arrow_cast::cast(array, &DataType::Int64).map_err(|e| corrupt(e.to_string()))?;
+            for (i, v) in ints.as_primitive::<Int64Type>().iter().enumerate() {
+                if let Some(v) = v {
+                    consider(Value::Int(v), offset + i as u64, &mut best);
+                }
+            }
+        } else if data_type.is_floating() || matches!(data_type, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+            let floats = arrow_cast::cast(array, &DataType::Float64).map_err(|e| corrupt(e.to_string()))?;
+            for (i, v) in floats.as_primitive::<Float64Type>().iter().enumerate() {
+                if let Some(v) = v.filter(|v| !v.is_nan()) {
+                    consider(Value::Float(v), offset + i as u64, &mut best);
+                }
+            }
+        } else {
+            return Err(Error::NotNumeric {
+                key: file.key().to_owned(),
+                column: column.to_owned(),
+                data_type: data_type.to_string(),
+            });
+        }
+        offset += batch.num_rows() as u64;
+    }
+    Ok(best)
+}
+
+/// The values of file row `row`, formatted, with their column names. Reads the row
+/// group holding it (all columns).
+pub fn read_row(
+    file: &SparseFile,
+    metadata: &Arc<ParquetMetaData>,
+    row: u64,
+) -> Result<Vec<(String, String)>> {
+    let corrupt = |reason: String| Error::Corrupt {
+        key: file.key().to_owned(),
+        reason,
+    };
+    let (row_group, mut skip) = row_group_of(metadata, row)
+        .ok_or_else(|| corrupt(format!("row {row} is beyond the end of the file")))?;
+    let reader = builder(file, metadata)?
+        .with_row_groups(vec![row_group])
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let options = FormatOptions::default().with_null("NaN");
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        let rows = batch.num_rows() as u64;
+        if skip >= rows {
+            skip -= rows;
+            continue;
+        }
+        let schema = batch.schema();
+        let mut values = Vec::with_capacity(batch.num_columns());
+        for (field, array) in schema.fields().iter().zip(batch.columns()) {
+            let formatter = ArrayFormatter::try_new(array.as_ref(), &options)
+                .map_err(|e| corrupt(e.to_string()))?;
+            values.push((field.name().clone(), formatter.value(skip as usize).to_string()));
+        }
+        return Ok(values);
+    }
+    Err(corrupt(format!("row {row} is beyond the end of the file")))
+}
