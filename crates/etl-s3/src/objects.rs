@@ -139,6 +139,7 @@ pub async fn put_bytes(
     body: Vec<u8>,
     content_type: &str,
     condition: &PutCondition,
+    metadata: &[(String, String)],
 ) -> Result<String> {
     let mut request = client
         .put_object()
@@ -146,6 +147,9 @@ pub async fn put_bytes(
         .key(key)
         .content_type(content_type)
         .body(ByteStream::from(body));
+    for (name, value) in metadata {
+        request = request.metadata(name, value);
+    }
     request = match condition {
         PutCondition::None => request,
         PutCondition::Absent => request.if_none_match("*"),

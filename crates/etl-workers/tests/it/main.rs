@@ -2,5 +2,6 @@
 
 mod support;
 
+mod agg;
 mod etl;
 mod ftp_watch;

@@ -1,0 +1,221 @@
+//! `agg` against the S3 test server: the seed's day, ties, skips, settling, concurrency.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const ETL: &str = env!("CARGO_BIN_EXE_etl");
+const AGG: &str = env!("CARGO_BIN_EXE_agg");
+
+const SEED_RESULT: &str = "index      2\nno         9\nname     iii\nscore    100";
+
+fn seed_day(t: &TestContext) {
+    for n in 1..=3 {
+        let key = format!("input/20230414/{n}.csv");
+        t.put_file(&key, &testdata(&format!("20230414/{n}.csv")));
+    }
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--prefix", "input/20230414/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+}
+
+fn agg(t: &TestContext, extra: &[&str]) -> std::process::Output {
+    t.command(AGG)
+        .args(["--bucket", BUCKET, "--prefix", "output/20230414/"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn agg_txt(t: &TestContext) -> String {
+    String::from_utf8(t.get("output/20230414/agg.txt").expect("agg.txt")).unwrap()
+}
+
+#[test]
+fn seed_day_gives_the_seed_result_and_reads_little() {
+    let t = TestContext::new();
+    seed_day(&t);
+    t.s3.clear_requests();
+    let event = minio_notification(BUCKET, &["output/20230414/3.parquet"]);
+    let out = t.command(AGG).args(["--event", &event]).output().unwrap();
+    assert_exit(&out, 0);
+    // Every object GET is a range request: footers and column chunks, never whole files.
+    let gets: Vec<_> =
+        t.s3.requests()
+            .into_iter()
+            .filter(|r| r.is_object_get())
+            .collect();
+    assert!(!gets.is_empty());
+    assert!(gets.iter().all(|r| r.range.is_some()), "{gets:?}");
+    assert_eq!(agg_txt(&t), SEED_RESULT);
+    let report: serde_json::Value =
+        serde_json::from_slice(&t.get("output/20230414/agg.json").unwrap()).unwrap();
+    assert_eq!(report["source_key"], "output/20230414/3.parquet");
+    assert_eq!(report["files"], 3);
+    assert_eq!(report["index"], 2);
+
+    // Up to date: a LIST and a HEAD, nothing downloaded, nothing written.
+    t.s3.clear_requests();
+    let out = t.command(AGG).args(["--event", &event]).output().unwrap();
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("up-to-date"), "{}", stdout(&out));
+    let methods: Vec<String> = t.s3.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["GET", "HEAD"], "{:?}", t.s3.requests());
+    assert!(t.s3.requests()[0].query.contains("list-type"));
+}
+
+#[test]
+fn ties_go_to_the_first_file_in_key_order_then_the_first_row() {
+    let t = TestContext::new();
+    t.put("input/20230414/b.csv", "1,late,100\n2,later,100\n");
+    t.put(
+        "input/20230414/a.csv",
+        "3,x,5\n4,early,100\n5,earlier-row-later,100\n",
+    );
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--prefix", "input/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_exit(&agg(&t, &[]), 0);
+    assert_eq!(
+        agg_txt(&t),
+        "index        1\nno           4\nname     early\nscore      100"
+    );
+}
+
+#[test]
+fn a_new_file_invalidates_the_aggregate() {
+    let t = TestContext::new();
+    seed_day(&t);
+    assert_exit(&agg(&t, &[]), 0);
+    t.put("input/20230414/4.csv", "10,jjj,101\n");
+    assert_exit(
+        &t.command(ETL)
+            .args(["--bucket", BUCKET, "--key", "input/20230414/4.csv"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    let out = agg(&t, &[]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("written"));
+    assert_eq!(
+        agg_txt(&t),
+        "index      0\nno        10\nname     jjj\nscore    101"
+    );
+}
+
+#[test]
+fn settle_waits_for_a_file_arriving_meanwhile() {
+    let t = TestContext::new();
+    seed_day(&t);
+    let child = t
+        .command(AGG)
+        .args([
+            "--bucket",
+            BUCKET,
+            "--prefix",
+            "output/20230414/",
+            "--settle",
+            "3s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    t.put("input/20230414/4.csv", "10,jjj,101\n");
+    assert_exit(
+        &t.command(ETL)
+            .args(["--bucket", BUCKET, "--key", "input/20230414/4.csv"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("inputs changed while settling"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        agg_txt(&t),
+        "index      0\nno        10\nname     jjj\nscore    101"
+    );
+}
+
+#[test]
+fn concurrent_runs_end_with_the_aggregate_of_the_final_inputs() {
+    let t = TestContext::new();
+    seed_day(&t);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            t.command(AGG)
+                .args(["--bucket", BUCKET, "--prefix", "output/20230414/"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        assert_exit(&child.wait_with_output().unwrap(), 0);
+    }
+    assert_eq!(agg_txt(&t), SEED_RESULT);
+}
+
+#[test]
+fn empty_folder_is_nothing_to_do() {
+    let t = TestContext::new();
+    let out = agg(&t, &[]);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("no Parquet objects"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.get("output/20230414/agg.txt").is_none());
+}
+
+#[test]
+fn corrupt_parquet_exits_2_naming_the_key() {
+    let t = TestContext::new();
+    seed_day(&t);
+    t.put("output/20230414/broken.parquet", "definitely not parquet");
+    let out = agg(&t, &[]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("output/20230414/broken.parquet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.get("output/20230414/agg.txt").is_none());
+}
+
+#[test]
+fn dry_run_names_the_folders() {
+    let t = TestContext::new();
+    let event = minio_notification(
+        BUCKET,
+        &[
+            "output/20230414/1.parquet",
+            "output/20230414/2.parquet",
+            "output/20230415/1.parquet",
+        ],
+    );
+    let out = t
+        .command(AGG)
+        .args(["--event", &event, "--dry-run"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).lines().count(), 2);
+    assert!(stdout(&out).contains("\"prefix\":\"output/20230415/\""));
+    assert!(t.s3.requests().is_empty());
+}
