@@ -41,8 +41,16 @@ pub fn fingerprint<'a>(inputs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
 pub fn format_series(index: u64, row: &[(String, String)]) -> String {
     let mut entries: Vec<(&str, String)> = vec![("index", index.to_string())];
     entries.extend(row.iter().map(|(k, v)| (k.as_str(), v.clone())));
-    let label_width = entries.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
-    let value_width = entries.iter().map(|(_, v)| v.chars().count()).max().unwrap_or(0);
+    let label_width = entries
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let value_width = entries
+        .iter()
+        .map(|(_, v)| v.chars().count())
+        .max()
+        .unwrap_or(0);
     entries
         .iter()
         .map(|(label, value)| format!("{label:<label_width$}    {value:>value_width$}"))

@@ -106,12 +106,16 @@ pub fn parse_footer(file: &SparseFile) -> Result<FooterParse> {
         return Ok(FooterParse::NeedSuffix(8));
     };
     if &tail[4..] != b"PAR1" {
-        return Err(corrupt("no Parquet magic at the end (not Parquet, or encrypted)".into()));
+        return Err(corrupt(
+            "no Parquet magic at the end (not Parquet, or encrypted)".into(),
+        ));
     }
     let length = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
     let needed = length + 8;
     if needed + 4 > size {
-        return Err(corrupt(format!("footer of {length} bytes in a {size}-byte file")));
+        return Err(corrupt(format!(
+            "footer of {length} bytes in a {size}-byte file"
+        )));
     }
     let Some(footer) = file.find(size - needed, size - 8) else {
         return Ok(FooterParse::NeedSuffix(needed));

@@ -8,7 +8,9 @@ use arrow_array::types::{Float64Type, Int64Type};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::{Error, Result, SparseFile};
@@ -108,8 +110,8 @@ fn builder(
         key: file.key().to_owned(),
         reason: e.to_string(),
     };
-    let reader_metadata =
-        ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new()).map_err(corrupt)?;
+    let reader_metadata = ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new())
+        .map_err(corrupt)?;
     Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
         file.clone(),
         reader_metadata,
@@ -117,7 +119,11 @@ fn builder(
 }
 
 /// Resolves `column` to its leaf index (for [`column_chunk_ranges`]).
-pub fn resolve_column(file: &SparseFile, metadata: &ParquetMetaData, column: &str) -> Result<usize> {
+pub fn resolve_column(
+    file: &SparseFile,
+    metadata: &ParquetMetaData,
+    column: &str,
+) -> Result<usize> {
     column_index(file, metadata, column)
 }
 
@@ -152,14 +158,21 @@ pub fn column_max(
             }
         };
         if data_type.is_integer() {
-            let ints = arrow_cast::cast(array, &DataType::Int64).map_err(|e| corrupt(e.to_string()))?;
+            let ints =
+                arrow_cast::cast(array, &DataType::Int64).map_err(|e| corrupt(e.to_string()))?;
             for (i, v) in ints.as_primitive::<Int64Type>().iter().enumerate() {
                 if let Some(v) = v {
                     consider(Value::Int(v), offset + i as u64, &mut best);
                 }
             }
-        } else if data_type.is_floating() || matches!(data_type, DataType::Decimal128(..) | DataType::Decimal256(..)) {
-            let floats = arrow_cast::cast(array, &DataType::Float64).map_err(|e| corrupt(e.to_string()))?;
+        } else if data_type.is_floating()
+            || matches!(
+                data_type,
+                DataType::Decimal128(..) | DataType::Decimal256(..)
+            )
+        {
+            let floats =
+                arrow_cast::cast(array, &DataType::Float64).map_err(|e| corrupt(e.to_string()))?;
             for (i, v) in floats.as_primitive::<Float64Type>().iter().enumerate() {
                 if let Some(v) = v.filter(|v| !v.is_nan()) {
                     consider(Value::Float(v), offset + i as u64, &mut best);
@@ -208,7 +221,10 @@ pub fn read_row(
         for (field, array) in schema.fields().iter().zip(batch.columns()) {
             let formatter = ArrayFormatter::try_new(array.as_ref(), &options)
                 .map_err(|e| corrupt(e.to_string()))?;
-            values.push((field.name().clone(), formatter.value(skip as usize).to_string()));
+            values.push((
+                field.name().clone(),
+                formatter.value(skip as usize).to_string(),
+            ));
         }
         return Ok(values);
     }

@@ -1,7 +1,10 @@
 //! Max and winning row from only the ranges the crate asks for.
 
 use bytes::Bytes;
-use etl_agg::{FooterParse, SparseFile, Value, column_chunk_ranges, column_max, parse_footer, read_row, resolve_column, row_group_of, row_group_ranges};
+use etl_agg::{
+    FooterParse, SparseFile, Value, column_chunk_ranges, column_max, parse_footer, read_row,
+    resolve_column, row_group_of, row_group_ranges,
+};
 
 fn parquet(csv: &str, row_group_rows: usize) -> Bytes {
     let mut out = Vec::new();
@@ -15,7 +18,13 @@ fn parquet(csv: &str, row_group_rows: usize) -> Bytes {
 }
 
 /// Fetches like the agg command does: a suffix, then the chunks asked for.
-fn fetch(bytes: &Bytes, suffix: u64) -> (SparseFile, std::sync::Arc<parquet::file::metadata::ParquetMetaData>) {
+fn fetch(
+    bytes: &Bytes,
+    suffix: u64,
+) -> (
+    SparseFile,
+    std::sync::Arc<parquet::file::metadata::ParquetMetaData>,
+) {
     let size = bytes.len() as u64;
     let mut file = SparseFile::new("output/d/1.parquet", size);
     let mut suffix = suffix.min(size);
@@ -40,19 +49,29 @@ fn max_and_row_across_row_groups_with_first_maximum_winning() {
     let missing = column_max(&file, &metadata, "score");
     assert!(missing.is_err());
     for range in column_chunk_ranges(&metadata, column) {
-        file.insert(range.start, bytes.slice(range.start as usize..range.end as usize));
+        file.insert(
+            range.start,
+            bytes.slice(range.start as usize..range.end as usize),
+        );
     }
     let best = column_max(&file, &metadata, "score").unwrap().unwrap();
     assert_eq!(best.value, Value::Int(100));
     assert_eq!(best.row, 1);
     let (row_group, _) = row_group_of(&metadata, best.row).unwrap();
     for range in row_group_ranges(&metadata, row_group) {
-        file.insert(range.start, bytes.slice(range.start as usize..range.end as usize));
+        file.insert(
+            range.start,
+            bytes.slice(range.start as usize..range.end as usize),
+        );
     }
     let row = read_row(&file, &metadata, best.row).unwrap();
     assert_eq!(
         row,
-        [("no".into(), "2".into()), ("name".into(), "bbb".into()), ("score".into(), "100".into())]
+        [
+            ("no".into(), "2".into()),
+            ("name".into(), "bbb".into()),
+            ("score".into(), "100".into())
+        ]
     );
 }
 
@@ -61,11 +80,16 @@ fn corrupt_and_unsuitable_files_are_named() {
     let mut file = SparseFile::new("output/d/bad.parquet", 20);
     file.insert(0, Bytes::from_static(b"this is not parquet!"));
     let err = parse_footer(&file).unwrap_err().to_string();
-    assert!(err.starts_with("output/d/bad.parquet: not a readable Parquet file"), "{err}");
+    assert!(
+        err.starts_with("output/d/bad.parquet: not a readable Parquet file"),
+        "{err}"
+    );
 
     let bytes = parquet("x,y\na,1\n", 100);
     let (file, metadata) = fetch(&bytes, 1 << 20);
-    let err = column_max(&file, &metadata, "score").unwrap_err().to_string();
+    let err = column_max(&file, &metadata, "score")
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "output/d/1.parquet: no column 'score' (columns: x,y)");
     let err = column_max(&file, &metadata, "x").unwrap_err().to_string();
     assert_eq!(err, "output/d/1.parquet: column 'x' is Utf8, not a number");

@@ -28,9 +28,14 @@ fn main() -> anyhow::Result<()> {
         .to_path_buf();
     let server = S3Server::start()?;
     server.create_bucket(BUCKET)?;
-    println!("S3-compatible server: {} (bucket {BUCKET})", server.endpoint());
+    println!(
+        "S3-compatible server: {} (bucket {BUCKET})",
+        server.endpoint()
+    );
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let client = client_for(&server);
     let inputs = [
         ("test.csv", "input/test.csv"),
@@ -60,7 +65,11 @@ fn main() -> anyhow::Result<()> {
     println!("\nObjects in s3://{BUCKET}:");
     let listing = runtime.block_on(client.list_objects_v2().bucket(BUCKET).send())?;
     for object in listing.contents() {
-        println!("  {:>6}  {}", object.size().unwrap_or(0), object.key().unwrap_or(""));
+        println!(
+            "  {:>6}  {}",
+            object.size().unwrap_or(0),
+            object.key().unwrap_or("")
+        );
     }
     for key in ["output/test.parquet", "output/20230414/1.parquet"] {
         let bytes = get(&runtime, &client, key)?;
@@ -68,7 +77,10 @@ fn main() -> anyhow::Result<()> {
         print_parquet(bytes)?;
     }
     let agg = get(&runtime, &client, "output/20230414/agg.txt")?;
-    println!("\ns3://{BUCKET}/output/20230414/agg.txt:\n{}", String::from_utf8_lossy(&agg));
+    println!(
+        "\ns3://{BUCKET}/output/20230414/agg.txt:\n{}",
+        String::from_utf8_lossy(&agg)
+    );
     Ok(())
 }
 
@@ -138,7 +150,10 @@ fn print_parquet(bytes: Vec<u8>) -> anyhow::Result<()> {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
             println!("  {}", cells.join(" | "));
         }
     }

@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(s.dir, "/upload");
         assert_eq!(s.interval, Duration::from_secs(10));
         assert!(s.recursive && s.ftp.passive && !s.ftp.tls);
-        assert_eq!((s.settle, s.existing, s.state.as_deref()), (1, Existing::Ignore, None));
+        assert_eq!(
+            (s.settle, s.existing, s.state.as_deref()),
+            (1, Existing::Ignore, None)
+        );
         assert!(!format!("{s:?}").contains("secret"));
     }
 
