@@ -95,7 +95,18 @@ fn file(map: &Map<String, Value>) -> Result<FtpFile> {
             });
         }
     };
-    Ok(FtpFile { name, sz, dt })
+    let path = match map.get("path") {
+        Some(Value::String(path)) if !path.is_empty() => Some(path.clone()),
+        None | Some(Value::Null) => None,
+        Some(other) => {
+            return Err(Error::FtpField {
+                field: "path",
+                expected: "a non-empty string",
+                found: describe(other),
+            });
+        }
+    };
+    Ok(FtpFile { name, sz, dt, path })
 }
 
 #[cfg(test)]
@@ -110,6 +121,7 @@ mod tests {
             name: "/upload/20230414/1.csv".to_owned(),
             sz: Some(36),
             dt: Some("2023-04-14T01:02:03Z".to_owned()),
+            path: None,
         }
     }
 
@@ -154,7 +166,8 @@ mod tests {
             FtpFile {
                 name: "a.csv".to_owned(),
                 sz: None,
-                dt: None
+                dt: None,
+                path: None
             }
         );
         let file = parse(br#"{"name": "a.csv", "sz": "12", "dt": null}"#).unwrap();

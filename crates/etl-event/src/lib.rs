@@ -90,6 +90,10 @@ pub struct FtpFile {
     pub sz: Option<u64>,
     /// The modification time as the FTP server reported it, when known.
     pub dt: Option<String>,
+    /// The full remote path, when the event source sends it (`name` is relative to the
+    /// watched folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Reads a notification payload (JSON, or base64 of JSON) and lists the objects to process.

@@ -46,3 +46,7 @@ pub const FTP_PASSWD: &str = "FTP_PASSWD";
 pub const S3_BUCKET: &str = "S3_BUCKET";
 /// Seed name: key prefix for `ftp-etl` outputs.
 pub const S3_PREFIX: &str = "S3_PREFIX";
+/// Folder `ftp-etl` resolves event names against.
+pub const FTP_DIR: &str = "FTP_DIR";
+/// Explicit FTPS.
+pub const FTP_TLS: &str = "FTP_TLS";

@@ -47,6 +47,9 @@ pub fn class_of(error: &anyhow::Error) -> ErrorClass {
         if let Some(e) = cause.downcast_ref::<etl_agg::Error>() {
             return e.class();
         }
+        if let Some(e) = cause.downcast_ref::<etl_ftp::Error>() {
+            return e.class();
+        }
     }
     ErrorClass::Retryable
 }

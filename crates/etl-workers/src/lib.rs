@@ -7,13 +7,14 @@
 //! - [`naming`]: output keys from input keys (pure);
 //! - [`payload`]: reading `--event` arguments;
 //! - [`pipeline`]: object → converter → object, whole or nothing;
-//! - [`etl`], [`agg`]: one module per command.
+//! - [`etl`], [`agg`], [`ftp_etl`], [`ftp_watch`]: one module per command.
 
 pub mod agg;
 pub mod cli;
 pub mod env_vars;
 pub mod etl;
 pub mod exit;
+pub mod ftp_etl;
 pub mod ftp_watch;
 pub mod logging;
 pub mod naming;

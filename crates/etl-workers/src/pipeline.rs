@@ -98,27 +98,31 @@ pub fn s3_uri(bucket: &str, key: &str) -> String {
 }
 
 /// Streams `input` through the converter into `target`. The object appears only if the
-/// whole conversion succeeded.
-pub async fn convert_to_s3<R>(
+/// whole conversion succeeded and `verify` accepted the drained input (an FTP transfer's
+/// completion reply, say), so a cut-off download never becomes an output.
+pub async fn convert_to_s3<R, V>(
     client: &Client,
     input: R,
     target: PutRequest,
     options: &ConvertOptions,
     footer: Vec<(String, String)>,
+    verify: V,
 ) -> anyhow::Result<(ConvertSummary, PutOutcome)>
 where
     R: AsyncRead + Send + Unpin + 'static,
+    V: FnOnce(R) -> anyhow::Result<()> + Send + 'static,
 {
     let (writer, chunks) = etl_s3::upload_channel();
     let options = options.clone();
-    let reader = SyncIoBridge::new(input);
+    let mut reader = SyncIoBridge::new(input);
     let converting = tokio::task::spawn_blocking(move || {
         let mut writer = writer;
-        let summary = etl_convert::convert(reader, &mut writer, &options, &footer)?;
+        let summary = etl_convert::convert(&mut reader, &mut writer, &options, &footer)?;
+        verify(reader.into_inner())?;
         writer
             .finish()
             .map_err(|e| etl_convert::Error::Write(e.to_string()))?;
-        Ok::<_, etl_convert::Error>(summary)
+        Ok::<_, anyhow::Error>(summary)
     });
     let uploading = etl_s3::put_stream(client, &target, chunks);
     let (converted, uploaded) = tokio::join!(converting, uploading);
@@ -191,9 +195,16 @@ pub async fn convert_object(
         metadata: record.user_metadata(options),
     };
     let footer = record.footer_metadata(options);
-    let (summary, stored) = convert_to_s3(client, body.into_async_read(), target, options, footer)
-        .await
-        .with_context(|| format!("converting {uri}"))?;
+    let (summary, stored) = convert_to_s3(
+        client,
+        body.into_async_read(),
+        target,
+        options,
+        footer,
+        |_| Ok(()),
+    )
+    .await
+    .with_context(|| format!("converting {uri}"))?;
     Ok(Outcome::Converted {
         rows: summary.rows,
         bytes: stored.size,

@@ -17,17 +17,17 @@ use tonic::Streaming;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ftp-watch");
 /// Generous: the machine may be busy building other crates.
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A running `ftp-watch` process; killed on drop.
-struct Watcher {
+pub(crate) struct Watcher {
     child: Child,
     address: SocketAddr,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Watcher {
-    fn start(user: &str, password: &str) -> Watcher {
+    pub(crate) fn start(user: &str, password: &str) -> Watcher {
         let mut command = Command::new(BINARY);
         command.env_clear();
         for name in ["PATH", "HOME", "TMPDIR"] {
@@ -72,11 +72,11 @@ impl Watcher {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
-    async fn subscribe(&self, config: &str) -> Result<Streaming<Event>, tonic::Status> {
+    pub(crate) async fn subscribe(&self, config: &str) -> Result<Streaming<Event>, tonic::Status> {
         let mut client = EventingClient::connect(format!("http://{}", self.address))
             .await
             .expect("gRPC connect");
@@ -90,7 +90,7 @@ impl Watcher {
     }
 
     /// Polls the log until it contains `text`.
-    async fn wait_for_log(&self, text: &str) {
+    pub(crate) async fn wait_for_log(&self, text: &str) {
         let until = tokio::time::Instant::now() + DEADLINE;
         while !self.log().contains(text) {
             assert!(
@@ -137,7 +137,7 @@ async fn next_event(stream: &mut Streaming<Event>, watcher: &Watcher) -> Seen {
     }
 }
 
-fn write(root: &Path, name: &str, content: &[u8]) {
+pub(crate) fn write(root: &Path, name: &str, content: &[u8]) {
     let path = root.join(name);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).unwrap();
@@ -145,7 +145,7 @@ fn write(root: &Path, name: &str, content: &[u8]) {
     std::fs::write(path, content).unwrap();
 }
 
-fn config(port: u16, extra: &str) -> String {
+pub(crate) fn config(port: u16, extra: &str) -> String {
     format!("host: 127.0.0.1\nport: {port}\ndir: /\ninterval: 200ms\n{extra}")
 }
 

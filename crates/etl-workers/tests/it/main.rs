@@ -4,4 +4,5 @@ mod support;
 
 mod agg;
 mod etl;
+mod ftp_etl;
 mod ftp_watch;

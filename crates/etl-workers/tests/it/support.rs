@@ -17,10 +17,38 @@ pub struct TestContext {
     pub s3: S3Server,
     pub dir: tempfile::TempDir,
     pub client: aws_sdk_s3::Client,
-    pub runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        // Tests may drop the context inside their own runtime, where blocking is not allowed.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl TestContext {
+    /// Runs an S3 call to completion, also from inside an async test.
+    fn block<F>(&self, future: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        let runtime = self.runtime.as_ref().expect("runtime");
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| runtime.block_on(future))
+                    .join()
+                    .expect("S3 call thread")
+            })
+        } else {
+            runtime.block_on(future)
+        }
+    }
+
     pub fn new() -> TestContext {
         let s3 = S3Server::start().expect("S3 test server");
         s3.create_bucket(BUCKET).expect("bucket");
@@ -46,7 +74,7 @@ impl TestContext {
             client: aws_sdk_s3::Client::from_conf(config),
             s3,
             dir: tempfile::tempdir().expect("temp dir"),
-            runtime,
+            runtime: Some(runtime),
         }
     }
 
@@ -67,16 +95,15 @@ impl TestContext {
 
     pub fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
         let body: Vec<u8> = body.into();
-        self.runtime
-            .block_on(
-                self.client
-                    .put_object()
-                    .bucket(BUCKET)
-                    .key(key)
-                    .body(ByteStream::from(body))
-                    .send(),
-            )
-            .expect("put object");
+        self.block(
+            self.client
+                .put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(ByteStream::from(body))
+                .send(),
+        )
+        .expect("put object");
     }
 
     pub fn put_file(&self, key: &str, path: &Path) {
@@ -85,12 +112,10 @@ impl TestContext {
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         let out = self
-            .runtime
-            .block_on(self.client.get_object().bucket(BUCKET).key(key).send())
+            .block(self.client.get_object().bucket(BUCKET).key(key).send())
             .ok()?;
         Some(
-            self.runtime
-                .block_on(out.body.collect())
+            self.block(out.body.collect())
                 .expect("body")
                 .into_bytes()
                 .to_vec(),
@@ -98,8 +123,7 @@ impl TestContext {
     }
 
     pub fn head_metadata(&self, key: &str) -> std::collections::HashMap<String, String> {
-        self.runtime
-            .block_on(self.client.head_object().bucket(BUCKET).key(key).send())
+        self.block(self.client.head_object().bucket(BUCKET).key(key).send())
             .expect("head")
             .metadata()
             .cloned()
@@ -108,8 +132,7 @@ impl TestContext {
 
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let out = self
-            .runtime
-            .block_on(
+            .block(
                 self.client
                     .list_objects_v2()
                     .bucket(BUCKET)

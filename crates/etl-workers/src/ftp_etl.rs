@@ -1,0 +1,284 @@
+//! The `ftp-etl` command: a file announced by `ftp-watch` (or named by path) is
+//! downloaded over FTP, converted while it streams, and uploaded to S3 whole or not at all.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use etl_error::ExitStatus;
+use etl_s3::PutRequest;
+use serde_json::json;
+
+use crate::cli::{ConvertArgs, LogArgs};
+use crate::exit::UsageError;
+use crate::pipeline::{self, SourceRecord};
+use crate::{env_vars, payload, result_dir};
+
+const EXAMPLES: &str = "\
+Examples:
+  # the event body ftp-watch emits (base64 JSON, JSON, or Argo's {\"body\": ...})
+  FTP_HOST=ftp.example.com FTP_USER=etl FTP_PASSWD=... S3_BUCKET=etlproj \\
+    ftp-etl --event eyJuYW1lIjoidGVzdC5jc3YiLCJzeiI6MzAsImR0IjoiMjAyMy0wNC0xNFQwMTowMjowM1oifQ==
+
+  # a remote path
+  ftp-etl --path /upload/test.csv
+
+  # what would happen, without I/O
+  ftp-etl --event '{\"name\":\"test.csv\"}' --dry-run
+
+The output key is S3_PREFIX + the file's name relative to the watched folder, with the
+format's extension: test.csv -> output/test.parquet. S3 settings come from the AWS SDK's
+chain (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), as for etl.
+
+Exit codes: 0 done or up to date; 1 transient failure (FTP or S3 unreachable, transfer
+cut); 2 invalid usage, payload or data, or a file the server does not have.";
+
+/// Download a CSV from FTP, convert it, upload it to S3.
+#[derive(Debug, Parser)]
+#[command(name = "ftp-etl", version, about, after_help = EXAMPLES)]
+pub struct FtpEtlArgs {
+    /// The event payload: base64 of {name,sz,dt}, that JSON, or Argo's event data; @FILE or - too.
+    #[arg(long, conflicts_with = "path")]
+    pub event: Option<String>,
+    /// A remote file path instead of an event.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Folder the event's names are relative to (when the event carries no full path).
+    #[arg(long, env = env_vars::FTP_DIR, default_value = "/")]
+    pub ftp_dir: String,
+    /// FTP server.
+    #[arg(long, env = env_vars::FTP_HOST)]
+    pub host: Option<String>,
+    /// FTP control port.
+    #[arg(long, env = env_vars::FTP_PORT, default_value_t = 21)]
+    pub port: u16,
+    /// FTP user.
+    #[arg(long, env = env_vars::FTP_USER, default_value = "anonymous")]
+    pub user: String,
+    /// FTP password (prefer the env var; it is never logged).
+    #[arg(long, env = env_vars::FTP_PASSWD, hide_env_values = true, default_value = "")]
+    pub password: String,
+    /// Active mode instead of passive.
+    #[arg(long)]
+    pub active: bool,
+    /// Explicit FTPS (AUTH TLS), certificates verified.
+    #[arg(long, env = env_vars::FTP_TLS)]
+    pub ftps: bool,
+    /// Bucket for the output.
+    #[arg(long, env = env_vars::S3_BUCKET)]
+    pub bucket: Option<String>,
+    /// Key prefix for the output.
+    #[arg(long, env = env_vars::S3_PREFIX, default_value = "output/")]
+    pub prefix: String,
+    #[command(flatten)]
+    pub convert: ConvertArgs,
+    /// Print the plan as one JSON line; no I/O.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Convert even when the output already records this file version.
+    #[arg(long, env = env_vars::ETL_FORCE)]
+    pub force: bool,
+    /// Write Argo output parameters (rows, output_key, output_bucket, status) here.
+    #[arg(long, env = env_vars::ETL_RESULT_DIR)]
+    pub result_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The remote file and what the event says about it.
+struct RemoteFile {
+    path: String,
+    relative: String,
+    size: Option<u64>,
+    modified: Option<String>,
+}
+
+/// Runs `ftp-etl`.
+pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
+    let options = args.convert.options()?;
+    let file = remote_file(&args)?;
+    let bucket = args
+        .bucket
+        .clone()
+        .ok_or_else(|| UsageError("no output bucket: set S3_BUCKET or --bucket".into()))?;
+    let output_key = output_key(&args.prefix, &file.relative, options.format.extension());
+    if args.dry_run {
+        let line =
+            json!({"ftp_path": file.path, "output_bucket": bucket, "output_key": output_key});
+        writeln!(std::io::stdout(), "{line}").context("writing to stdout")?;
+        return Ok(ExitStatus::Success);
+    }
+    let host = args
+        .host
+        .clone()
+        .ok_or_else(|| UsageError("no FTP server: set FTP_HOST or --host".into()))?;
+    let settings = etl_ftp::FtpSettings {
+        host: host.clone(),
+        port: args.port,
+        user: args.user.clone(),
+        password: args.password.clone(),
+        passive: !args.active,
+        tls: args.ftps,
+        connect_timeout: Duration::from_secs(20),
+    };
+    let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+    let uri = format!("ftp://{host}{}", file.path);
+    let mut connection = etl_ftp::connect(&settings).await?;
+
+    // The version recorded with the output: size and time, from the event or the server.
+    let size = match file.size {
+        Some(size) => size,
+        None => connection.size(&file.path).await?,
+    };
+    let modified = match &file.modified {
+        Some(time) => time.clone(),
+        None => connection
+            .modified(&file.path)
+            .await?
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+            .unwrap_or_default(),
+    };
+    let record = SourceRecord {
+        uri: uri.clone(),
+        version: format!("{size}@{modified}"),
+        size: Some(size),
+    };
+    if !args.force {
+        if let Some(existing) = etl_s3::head_object(&client, &bucket, &output_key).await? {
+            if record.is_recorded_in(&existing, &options) {
+                tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), "up to date: the output already records this file version");
+                let _ = connection.quit().await;
+                finish(&args, &bucket, &output_key, 0, "up-to-date")?;
+                return Ok(ExitStatus::Success);
+            }
+        }
+    }
+
+    let download = connection.retr_stream(&file.path).await?;
+    let target = PutRequest {
+        bucket: bucket.clone(),
+        key: output_key.clone(),
+        content_type: options.format.content_type().to_owned(),
+        metadata: record.user_metadata(&options),
+    };
+    let footer = record.footer_metadata(&options);
+    let runtime = tokio::runtime::Handle::current();
+    let (summary, stored) = pipeline::convert_to_s3(
+        &client,
+        download,
+        target,
+        &options,
+        footer,
+        move |download| {
+            // Publish only if the server confirms the whole file was sent.
+            runtime
+                .block_on(download.finish())
+                .map_err(anyhow::Error::from)
+        },
+    )
+    .await
+    .with_context(|| format!("converting {uri}"))?;
+    let _ = connection.quit().await;
+    tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), rows = summary.rows, bytes = stored.size, "converted");
+    let line = json!({"ftp_path": file.path, "output_bucket": bucket, "output_key": output_key, "rows": summary.rows, "status": "converted"});
+    writeln!(std::io::stdout(), "{line}").context("writing to stdout")?;
+    finish(&args, &bucket, &output_key, summary.rows, "converted")?;
+    Ok(ExitStatus::Success)
+}
+
+fn finish(
+    args: &FtpEtlArgs,
+    bucket: &str,
+    key: &str,
+    rows: u64,
+    status: &str,
+) -> anyhow::Result<()> {
+    if let Some(dir) = &args.result_dir {
+        result_dir::write(
+            dir,
+            &[
+                ("rows", rows.to_string()),
+                ("output_key", key.to_owned()),
+                ("output_bucket", bucket.to_owned()),
+                ("objects", "1".to_owned()),
+                ("status", status.to_owned()),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn remote_file(args: &FtpEtlArgs) -> anyhow::Result<RemoteFile> {
+    let dir = args.ftp_dir.trim_end_matches('/');
+    if let Some(path) = &args.path {
+        let absolute = if path.starts_with('/') {
+            path.clone()
+        } else {
+            format!("{dir}/{path}")
+        };
+        let relative = absolute
+            .strip_prefix(&format!("{dir}/"))
+            .unwrap_or(absolute.trim_start_matches('/'))
+            .to_owned();
+        return Ok(RemoteFile {
+            path: absolute,
+            relative,
+            size: None,
+            modified: None,
+        });
+    }
+    let Some(event) = &args.event else {
+        return Err(UsageError("nothing to do: give --event or --path (see --help)".into()).into());
+    };
+    let bytes = payload::read_payload(event)?;
+    let announced = etl_event::parse_ftp_event(&bytes)?;
+    let relative = announced.name.trim_start_matches('/').to_owned();
+    let path = announced
+        .path
+        .clone()
+        .unwrap_or_else(|| format!("{dir}/{relative}"));
+    Ok(RemoteFile {
+        path,
+        relative,
+        size: announced.sz,
+        modified: announced.dt,
+    })
+}
+
+/// `S3_PREFIX` + the relative name with the format's extension.
+fn output_key(prefix: &str, relative: &str, extension: &str) -> String {
+    let (dir, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+    let stem = match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    };
+    let mut key = prefix.to_owned();
+    if !key.is_empty() && !key.ends_with('/') {
+        key.push('/');
+    }
+    if !dir.is_empty() {
+        key.push_str(dir);
+        key.push('/');
+    }
+    key.push_str(stem);
+    key.push('.');
+    key.push_str(extension);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output_key;
+
+    #[test]
+    fn output_keys_follow_the_seed() {
+        assert_eq!(
+            output_key("output/", "test.csv", "parquet"),
+            "output/test.parquet"
+        );
+        assert_eq!(output_key("output", "a/b.csv", "jsonl"), "output/a/b.jsonl");
+        assert_eq!(output_key("", "x.csv", "parquet"), "x.parquet");
+    }
+}

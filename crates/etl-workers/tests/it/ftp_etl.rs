@@ -1,0 +1,222 @@
+//! `ftp-etl` and the whole FTP flow: file on FTP → `ftp-watch` event → `ftp-etl` →
+//! Parquet in the S3 test server (in-process FTP server; vsftpd when available).
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use arrow_array::{Array, Int64Array};
+use base64::Engine as _;
+use etl_test_support::ftp::FtpServer;
+
+use crate::ftp_watch::{DEADLINE, Watcher, config, write};
+use crate::support::*;
+
+const FTP_ETL: &str = env!("CARGO_BIN_EXE_ftp-etl");
+const FTP_PASSWORD: &str = "ftp-secret-Kq2";
+
+/// The next event's payload as Argo's generic source delivers it: base64 in `body`.
+async fn next_event_body(
+    stream: &mut tonic::Streaming<etl_grpc::Event>,
+    watcher: &Watcher,
+) -> (String, String) {
+    let event = match tokio::time::timeout(DEADLINE, stream.message()).await {
+        Ok(Ok(Some(event))) => event,
+        other => panic!("no event ({other:?}); ftp-watch log:\n{}", watcher.log()),
+    };
+    let body = base64::engine::general_purpose::STANDARD.encode(&event.payload);
+    (event.name, serde_json::json!({ "body": body }).to_string())
+}
+
+fn ftp_etl(t: &TestContext, port: u16, user: &str, password: &str, args: &[&str]) -> Output {
+    t.command(FTP_ETL)
+        .env("FTP_HOST", "127.0.0.1")
+        .env("FTP_PORT", port.to_string())
+        .env("FTP_USER", user)
+        .env("FTP_PASSWD", password)
+        .env("S3_BUCKET", BUCKET)
+        .env("S3_PREFIX", "output/")
+        .env("RUST_LOG", "trace")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn assert_seed_test_parquet(t: &TestContext) {
+    let batches = read_parquet(t.get("output/test.parquet").expect("output/test.parquet"));
+    let score = batches[0]
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(score.values(), &[100, 80, 90]);
+    assert_eq!(batches[0].schema().field(1).name(), "name");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ftp_file_becomes_parquet_through_watch_event_and_ftp_etl() {
+    let t = TestContext::new();
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let watcher = Watcher::start("etl", FTP_PASSWORD);
+    let mut stream = watcher
+        .subscribe(&config(server.port(), "suffix: .csv\n"))
+        .await
+        .expect("stream");
+    watcher.wait_for_log("first listing").await;
+    write(
+        root.path(),
+        "test.csv",
+        &std::fs::read(testdata("test.csv")).unwrap(),
+    );
+    let (kind, body) = next_event_body(&mut stream, &watcher).await;
+    assert_eq!(kind, "new");
+
+    let out = ftp_etl(&t, server.port(), "etl", FTP_PASSWORD, &["--event", &body]);
+    assert_exit(&out, 0);
+    assert_seed_test_parquet(&t);
+    assert!(
+        !stderr(&out).contains(FTP_PASSWORD),
+        "the password reached a log line"
+    );
+    assert!(
+        !stderr(&out).contains(etl_test_support::s3::SECRET_KEY),
+        "the S3 secret reached a log line"
+    );
+
+    // The same event again: one HEAD, no download, no upload.
+    t.s3.clear_requests();
+    let out = ftp_etl(&t, server.port(), "etl", FTP_PASSWORD, &["--event", &body]);
+    assert_exit(&out, 0);
+    let methods: Vec<String> = t.s3.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["HEAD"]);
+}
+
+#[test]
+fn dry_run_and_missing_file() {
+    let t = TestContext::new();
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let payload = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"name":"sub/day.csv","sz":10,"dt":"2026-11-24T00:00:00Z"}"#);
+    let out = ftp_etl(
+        &t,
+        server.port(),
+        "etl",
+        FTP_PASSWORD,
+        &["--event", &payload, "--dry-run", "--format", "jsonl"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout(&out).trim(),
+        r#"{"ftp_path":"/sub/day.csv","output_bucket":"etlproj","output_key":"output/sub/day.jsonl"}"#
+    );
+    let out = ftp_etl(
+        &t,
+        server.port(),
+        "etl",
+        FTP_PASSWORD,
+        &["--path", "/nope.csv"],
+    );
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("/nope.csv"), "{}", stderr(&out));
+    assert!(t.keys("output/").is_empty());
+}
+
+#[test]
+fn bad_csv_on_ftp_exits_2_with_line_and_no_output() {
+    let t = TestContext::new();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("bad.csv"), "1,a,1\n2,b,2\n3,c\n").unwrap();
+    let server = FtpServer::start(root.path());
+    let out = ftp_etl(
+        &t,
+        server.port(),
+        "etl",
+        FTP_PASSWORD,
+        &["--path", "bad.csv"],
+    );
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("ftp://127.0.0.1/bad.csv"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    assert!(t.keys("output/").is_empty());
+}
+
+/// The seed's FTP test against vsftpd (the server the seeds deploy): `put test.csv` over
+/// FTP → ftp-watch event → ftp-etl → `output/test.parquet`. Needs `scripts/vsftpd-start.sh`
+/// and `ETL_VSFTPD_PORT`.
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_ftp_flow_against_vsftpd() {
+    let Some(port) = std::env::var("ETL_VSFTPD_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "skipped: set ETL_VSFTPD_PORT (see scripts/vsftpd-start.sh) to run against vsftpd"
+            );
+        }
+        return;
+    };
+    let root = PathBuf::from(
+        std::env::var("ETL_VSFTPD_ROOT").unwrap_or_else(|_| "/srv/etlftp".to_owned()),
+    );
+    let user = std::env::var("FTP_USER").unwrap_or_else(|_| "etlftp".to_owned());
+    let password = std::env::var("FTP_PASSWD").unwrap_or_else(|_| "etlftp-pass".to_owned());
+    let run = format!(
+        "seed-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    std::fs::create_dir_all(root.join(&run)).unwrap();
+    // The FTP user uploads into it.
+    std::fs::set_permissions(
+        root.join(&run),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+
+    let t = TestContext::new();
+    let watcher = Watcher::start(&user, &password);
+    let yaml =
+        format!("host: 127.0.0.1\nport: {port}\ndir: /{run}\ninterval: 300ms\nsuffix: .csv\n");
+    let mut stream = watcher.subscribe(&yaml).await.expect("stream");
+    watcher.wait_for_log("first listing").await;
+
+    // put test.csv, as the seed's test does, over FTP.
+    let mut ftp = suppaftp::tokio::AsyncRustlsFtpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    ftp.login(user.as_str(), password.as_str()).await.unwrap();
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .await
+        .unwrap();
+    let data = std::fs::read(testdata("test.csv")).unwrap();
+    ftp.put_file(format!("/{run}/test.csv"), &mut data.as_slice())
+        .await
+        .unwrap();
+    let _ = ftp.quit().await;
+
+    let (kind, body) = next_event_body(&mut stream, &watcher).await;
+    assert_eq!(kind, "new");
+    let out = t
+        .command(FTP_ETL)
+        .env("FTP_HOST", "127.0.0.1")
+        .env("FTP_PORT", port.to_string())
+        .env("FTP_USER", &user)
+        .env("FTP_PASSWD", &password)
+        .env("FTP_DIR", format!("/{run}"))
+        .env("S3_BUCKET", BUCKET)
+        .args(["--event", &body])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_seed_test_parquet(&t);
+}
