@@ -15,7 +15,7 @@ use crate::{Compression, ConvertOptions, Error, OutputFormat, Result};
 pub(crate) enum BatchSink<W: Write + Send> {
     Parquet(Box<ArrowWriter<W>>),
     Jsonl(arrow_json::LineDelimitedWriter<W>),
-    Csv(arrow_csv::Writer<W>),
+    Csv(Box<arrow_csv::Writer<W>>),
 }
 
 impl<W: Write + Send> BatchSink<W> {
@@ -48,11 +48,11 @@ impl<W: Write + Send> BatchSink<W> {
                 BatchSink::Parquet(Box::new(writer))
             }
             OutputFormat::Jsonl => BatchSink::Jsonl(arrow_json::LineDelimitedWriter::new(output)),
-            OutputFormat::Csv => BatchSink::Csv(
+            OutputFormat::Csv => BatchSink::Csv(Box::new(
                 arrow_csv::WriterBuilder::new()
                     .with_header(true)
                     .build(output),
-            ),
+            )),
         })
     }
 
@@ -76,7 +76,7 @@ impl<W: Write + Send> BatchSink<W> {
                 .finish()
                 .map_err(|e| e.to_string())
                 .and_then(|()| writer.into_inner().flush().map_err(|e| e.to_string())),
-            BatchSink::Csv(writer) => writer.into_inner().flush().map_err(|e| e.to_string()),
+            BatchSink::Csv(writer) => (*writer).into_inner().flush().map_err(|e| e.to_string()),
         };
         outcome.map_err(Error::Write)
     }

@@ -167,11 +167,11 @@ pub async fn put_stream(
             })
         }
         Some(mut upload) => {
-            if !pending.is_empty() {
-                if let Err(error) = upload.send_part(client, pending.freeze()).await {
-                    upload.abort(client).await;
-                    return Err(error);
-                }
+            if !pending.is_empty()
+                && let Err(error) = upload.send_part(client, pending.freeze()).await
+            {
+                upload.abort(client).await;
+                return Err(error);
             }
             let parts = upload.parts.len() as u32;
             let etag = upload.complete(client).await?;

@@ -359,28 +359,23 @@ async fn compute(
     fingerprint: &str,
 ) -> anyhow::Result<AggReport> {
     let column_owned = column.to_owned();
-    let results: Vec<
-        anyhow::Result<(
-            SparseFile,
-            Option<Candidate>,
-            std::sync::Arc<parquet::file::metadata::ParquetMetaData>,
-        )>,
-    > = futures_util::stream::iter(inputs.iter().cloned())
-        .map(|object| {
-            let column = column_owned.clone();
-            async move { read_column(client, bucket, &object, &column).await }
-        })
-        .buffered(jobs.max(1))
-        .collect()
-        .await;
+    let results: Vec<anyhow::Result<ReadColumn>> =
+        futures_util::stream::iter(inputs.iter().cloned())
+            .map(|object| {
+                let column = column_owned.clone();
+                async move { read_column(client, bucket, &object, &column).await }
+            })
+            .buffered(jobs.max(1))
+            .collect()
+            .await;
     let mut best: Option<(usize, Candidate)> = None;
     let mut files = Vec::with_capacity(results.len());
     for (index, result) in results.into_iter().enumerate() {
         let (file, candidate, metadata) = result?;
-        if let Some(candidate) = candidate {
-            if best.is_none_or(|(_, b)| candidate.value.greater_than(b.value)) {
-                best = Some((index, candidate));
-            }
+        if let Some(candidate) = candidate
+            && best.is_none_or(|(_, b)| candidate.value.greater_than(b.value))
+        {
+            best = Some((index, candidate));
         }
         files.push((file, metadata));
     }

@@ -368,10 +368,8 @@ async fn convert_all(
     if failures.is_empty() {
         return Ok(ExitStatus::Success);
     }
-    if single {
-        if let Some((_, Err(error))) = results.into_iter().next() {
-            return Err(error);
-        }
+    if single && let Some((_, Err(error))) = results.into_iter().next() {
+        return Err(error);
     }
     let class = failures
         .iter()

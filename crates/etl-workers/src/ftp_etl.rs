@@ -145,15 +145,14 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         version: format!("{size}@{modified}"),
         size: Some(size),
     };
-    if !args.force {
-        if let Some(existing) = etl_s3::head_object(&client, &bucket, &output_key).await? {
-            if record.is_recorded_in(&existing, &options) {
-                tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), "up to date: the output already records this file version");
-                let _ = connection.quit().await;
-                finish(&args, &bucket, &output_key, 0, "up-to-date")?;
-                return Ok(ExitStatus::Success);
-            }
-        }
+    if !args.force
+        && let Some(existing) = etl_s3::head_object(&client, &bucket, &output_key).await?
+        && record.is_recorded_in(&existing, &options)
+    {
+        tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), "up to date: the output already records this file version");
+        let _ = connection.quit().await;
+        finish(&args, &bucket, &output_key, 0, "up-to-date")?;
+        return Ok(ExitStatus::Success);
     }
 
     let download = connection.retr_stream(&file.path).await?;

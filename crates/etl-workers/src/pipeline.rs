@@ -161,23 +161,22 @@ pub async fn convert_object(
     force: bool,
 ) -> anyhow::Result<Outcome> {
     let uri = s3_uri(bucket, key);
-    if !force {
-        if let Some(existing) = etl_s3::head_object(client, target_bucket, target_key).await? {
-            let etag = match known_etag {
-                Some(etag) => Some(etag.to_owned()),
-                None => etl_s3::head_object(client, bucket, key)
-                    .await?
-                    .and_then(|info| info.etag),
+    if !force && let Some(existing) = etl_s3::head_object(client, target_bucket, target_key).await?
+    {
+        let etag = match known_etag {
+            Some(etag) => Some(etag.to_owned()),
+            None => etl_s3::head_object(client, bucket, key)
+                .await?
+                .and_then(|info| info.etag),
+        };
+        if let Some(etag) = etag {
+            let record = SourceRecord {
+                uri: uri.clone(),
+                version: etag,
+                size: None,
             };
-            if let Some(etag) = etag {
-                let record = SourceRecord {
-                    uri: uri.clone(),
-                    version: etag,
-                    size: None,
-                };
-                if record.is_recorded_in(&existing, options) {
-                    return Ok(Outcome::UpToDate);
-                }
+            if record.is_recorded_in(&existing, options) {
+                return Ok(Outcome::UpToDate);
             }
         }
     }
