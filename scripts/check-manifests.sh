@@ -27,7 +27,7 @@ else
 fi
 
 if [ $# -gt 0 ]; then
-  python3 scripts/sensor-contract.py "$1"
+  python3 scripts/sensor-contract.py "$(cd "$1" && pwd)"
 else
   python3 scripts/sensor-contract.py --self-test
 fi
