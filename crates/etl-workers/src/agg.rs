@@ -53,6 +53,10 @@ pub struct AggArgs {
     /// The folder (key prefix, e.g. output/20230414/).
     #[arg(long, requires = "bucket", conflicts_with_all = ["key", "event"])]
     pub prefix: Option<String>,
+    /// With --prefix: aggregate every direct subfolder of the prefix (each day folder under
+    /// output/) whose inputs changed since its agg.json. Lists the bucket even with --dry-run.
+    #[arg(long, requires = "prefix")]
+    pub each_folder: bool,
     /// A key whose folder is aggregated.
     #[arg(long, requires = "bucket", conflicts_with = "event")]
     pub key: Option<String>,
@@ -103,7 +107,14 @@ const MAX_ROUNDS: usize = 3;
 
 /// Runs `agg`.
 pub async fn run(args: AggArgs) -> anyhow::Result<ExitStatus> {
-    let targets = targets(&args)?;
+    let mut targets = targets(&args)?;
+    let mut client = None;
+    if args.each_folder {
+        let listing_client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+        targets = subfolders(&listing_client, &targets).await?;
+        tracing::info!(folders = targets.len(), "folders with Parquet inputs");
+        client = Some(listing_client);
+    }
     if args.dry_run {
         let mut stdout = std::io::stdout().lock();
         for (bucket, prefix) in &targets {
@@ -120,7 +131,10 @@ pub async fn run(args: AggArgs) -> anyhow::Result<ExitStatus> {
         tracing::info!("nothing to do: no object-created record in the notification");
         return Ok(ExitStatus::Success);
     }
-    let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+    let client = match client {
+        Some(client) => client,
+        None => etl_s3::build_client(&etl_s3::ClientSettings::default()).await,
+    };
     let mut last = None;
     for (bucket, prefix) in &targets {
         let outcome = aggregate_folder(&client, bucket, prefix, &args).await?;
@@ -203,6 +217,28 @@ fn targets(args: &AggArgs) -> anyhow::Result<Vec<(String, String)>> {
         .into());
     }
     Ok(out)
+}
+
+/// The direct subfolders of each prefix that hold Parquet inputs.
+async fn subfolders(
+    client: &Client,
+    parents: &[(String, String)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut folders = Vec::new();
+    for (bucket, prefix) in parents {
+        let listed = etl_s3::list_objects(client, bucket, prefix).await?;
+        let mut seen = BTreeSet::new();
+        for object in listed {
+            let rest = &object.key[prefix.len().min(object.key.len())..];
+            if let Some((folder, name)) = rest.split_once('/') {
+                if !name.contains('/') && name.to_ascii_lowercase().ends_with(".parquet") {
+                    seen.insert(format!("{prefix}{folder}/"));
+                }
+            }
+        }
+        folders.extend(seen.into_iter().map(|folder| (bucket.clone(), folder)));
+    }
+    Ok(folders)
 }
 
 fn is_input(prefix: &str, object: &ListedObject) -> bool {

@@ -219,3 +219,60 @@ fn dry_run_names_the_folders() {
     assert!(stdout(&out).contains("\"prefix\":\"output/20230415/\""));
     assert!(t.s3.requests().is_empty());
 }
+
+#[test]
+fn each_folder_aggregates_only_changed_days() {
+    let t = TestContext::new();
+    seed_day(&t);
+    t.put("input/20230415/1.csv", "1,x,5\n2,y,7\n");
+    assert_exit(
+        &t.command(ETL)
+            .args(["--bucket", BUCKET, "--prefix", "input/"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    let all_days = |t: &TestContext| {
+        t.command(AGG)
+            .args(["--bucket", BUCKET, "--prefix", "output/", "--each-folder"])
+            .output()
+            .unwrap()
+    };
+    let out = all_days(&t);
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout(&out).matches("\"written\"").count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(agg_txt(&t), SEED_RESULT);
+    let other = String::from_utf8(t.get("output/20230415/agg.txt").unwrap()).unwrap();
+    assert_eq!(other, "index    1\nno       2\nname     y\nscore    7");
+
+    // Only the day that changed is aggregated again.
+    t.put("input/20230415/2.csv", "3,z,9\n");
+    assert_exit(
+        &t.command(ETL)
+            .args(["--bucket", BUCKET, "--prefix", "input/"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    let out = all_days(&t);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains(
+            "{\"bucket\":\"etlproj\",\"prefix\":\"output/20230414/\",\"status\":\"up-to-date\"}"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains(
+            "{\"bucket\":\"etlproj\",\"prefix\":\"output/20230415/\",\"status\":\"written\"}"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
