@@ -25,12 +25,15 @@ pub struct CsvSource<R: Read> {
 impl<R: Read> CsvSource<R> {
     /// Reads a sample of `input`, decides header and schema, and gets ready to decode.
     pub fn open(mut input: R, options: &ConvertOptions) -> Result<Self> {
-        let mut sample = read_sample(&mut input, options.sample_bytes)?;
+        let (mut sample, whole) = read_sample(&mut input, options.sample_bytes)?;
         if sample.starts_with(UTF8_BOM) {
             sample.drain(..UTF8_BOM.len());
         }
         if sample.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::Empty);
+        }
+        if whole {
+            check_quotes(&sample, b'"')?;
         }
         // Only complete records inform the inference; the tail may be cut mid-line.
         let complete = match sample.iter().rposition(|b| *b == b'\n') {
@@ -82,6 +85,8 @@ impl<R: Read> CsvSource<R> {
         loop {
             let buf = self.input.fill_buf().map_err(Error::Read)?;
             if buf.is_empty() {
+                // End of input: completes a last record that has no final newline.
+                self.decoder.decode(&[]).map_err(map_arrow_error)?;
                 self.finished = true;
                 break;
             }
@@ -95,13 +100,61 @@ impl<R: Read> CsvSource<R> {
     }
 }
 
-fn read_sample(input: &mut impl Read, limit: usize) -> Result<Vec<u8>> {
+/// Lines longer than this are refused rather than buffered.
+const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Reads `limit` bytes, or more until the sample holds a whole first record (a very long
+/// first line must not be inferred from its beginning). Returns the sample and whether it
+/// is the whole input.
+fn read_sample(input: &mut impl Read, limit: usize) -> Result<(Vec<u8>, bool)> {
     let mut sample = Vec::with_capacity(limit.min(1 << 20));
-    input
-        .take(limit as u64)
-        .read_to_end(&mut sample)
-        .map_err(Error::Read)?;
-    Ok(sample)
+    let mut budget = limit.max(1);
+    loop {
+        let before = sample.len();
+        input
+            .take(budget as u64)
+            .read_to_end(&mut sample)
+            .map_err(Error::Read)?;
+        let exhausted = sample.len() - before < budget;
+        if exhausted {
+            return Ok((sample, true));
+        }
+        if sample.contains(&b'\n') {
+            return Ok((sample, false));
+        }
+        if sample.len() >= MAX_LINE_BYTES {
+            return Err(Error::BadRecord {
+                line: 1,
+                reason: format!("the line is longer than {} MiB", MAX_LINE_BYTES >> 20),
+            });
+        }
+        budget = sample.len();
+    }
+}
+
+/// In a complete input, a quote that is never closed swallows the rest of the file into
+/// one field; report where it opened instead of a confusing field count.
+fn check_quotes(data: &[u8], quote: u8) -> Result<()> {
+    let mut inside = false;
+    let mut line = 1u64;
+    let mut opened_at = 0u64;
+    for &byte in data {
+        if byte == quote {
+            if !inside {
+                opened_at = line;
+            }
+            inside = !inside;
+        } else if byte == b'\n' {
+            line += 1;
+        }
+    }
+    if inside {
+        return Err(Error::BadRecord {
+            line: opened_at,
+            reason: "a quoted field opens here and is never closed".into(),
+        });
+    }
+    Ok(())
 }
 
 /// A header when arrow's sniffer sees text above typed columns, or when the first record
@@ -232,6 +285,9 @@ fn strip_line(message: &str) -> String {
         if let [expected, found] = numbers[..] {
             return format!("expected {expected} fields, found {found}");
         }
+    }
+    if text.contains("invalid UTF-8") || text.contains("invalid utf-8") {
+        return "invalid UTF-8 (the file must be UTF-8 text)".to_owned();
     }
     text.replace("Error while parsing value", "cannot parse")
 }

@@ -228,3 +228,55 @@ fn a_large_input_streams_in_many_batches_and_row_groups() {
     assert_eq!(builder.metadata().num_row_groups(), 5);
     assert_eq!(builder.metadata().file_metadata().num_rows(), 50_000);
 }
+
+#[test]
+fn last_record_without_final_newline_is_kept() {
+    let out = run("1,aaa,100\n2,bbb,80", &ConvertOptions::default()).unwrap();
+    let (batches, _) = read_parquet(out);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+}
+
+#[test]
+fn unclosed_quote_names_where_it_opened() {
+    let err = run(
+        "1,aaa,100\n2,\"bbb,80\n3,ccc,90\n",
+        &ConvertOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 2: a quoted field opens here and is never closed"
+    );
+}
+
+#[test]
+fn a_first_line_longer_than_the_sample_is_inferred_whole() {
+    let long = "x".repeat(3 << 20);
+    let input = format!("1,{long},100\n2,b,80\n");
+    let out = run(&input, &ConvertOptions::default()).unwrap();
+    let (batches, _) = read_parquet(out);
+    let names = batches[0].schema();
+    assert_eq!(names.field(2).name(), "score");
+    let name = batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(name.value(0).len(), 3 << 20);
+}
+
+#[test]
+fn invalid_utf8_names_its_line() {
+    let mut out = Vec::new();
+    let err = convert(
+        &b"1,aaa,100\n2,b\xffb,80\n"[..],
+        &mut out,
+        &ConvertOptions::default(),
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 2: invalid UTF-8 (the file must be UTF-8 text)"
+    );
+}
