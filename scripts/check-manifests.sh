@@ -2,7 +2,9 @@
 # Checks everything under workflows/: strict Argo/Kubernetes schema validation
 # of each YAML file and of the kustomize build (when kubectl or kustomize is
 # available), then the Sensor -> command line mapping (scripts/sensor-contract.py
-# --self-test; give a binary folder as $1 to also run the binaries' --dry-run).
+# --self-test) and the command lines of the CronWorkflows and hand-submitted
+# WorkflowTemplates (scripts/template-contract.py --self-test); give a binary
+# folder as $1 to also run the binaries with those command lines.
 #
 # Needs python3 with PyYAML and jsonschema. CI installs them with:
 #   python3 -m pip install --quiet pyyaml jsonschema
@@ -27,7 +29,14 @@ else
 fi
 
 if [ $# -gt 0 ]; then
-  python3 scripts/sensor-contract.py "$(cd "$1" && pwd)"
+  bin_dir="$(cd "$1" && pwd)"
+  status=0
+  python3 scripts/sensor-contract.py "$bin_dir" || status=1
+  python3 scripts/template-contract.py "$bin_dir" || status=1
+  exit $status
 else
-  python3 scripts/sensor-contract.py --self-test
+  status=0
+  python3 scripts/sensor-contract.py --self-test || status=1
+  python3 scripts/template-contract.py --self-test || status=1
+  exit $status
 fi
