@@ -5,7 +5,9 @@
 //! file. Fetching and storing bytes (S3, FTP, files) is left to the callers.
 
 mod error;
+mod fastparse;
 mod options;
+mod pipeline;
 mod reader;
 mod writer;
 
@@ -31,31 +33,15 @@ pub struct ConvertSummary {
 /// `metadata` goes into the Parquet footer's key-value metadata (ignored by other formats).
 /// On error the output holds an incomplete file: callers write to a staging place and
 /// publish only on success.
+///
+/// Chunks of the input are parsed on every core and Parquet columns are encoded in
+/// parallel, with a fixed number of chunks in flight: memory does not grow with the input
+/// (see the `pipeline` module).
 pub fn convert<R: Read, W: Write + Send>(
     input: R,
     output: W,
     options: &ConvertOptions,
     metadata: &[(String, String)],
 ) -> Result<ConvertSummary> {
-    let mut source = CsvSource::open(input, options)?;
-    let schema = source.schema();
-    let mut sink = writer::BatchSink::try_new(output, schema.clone(), options, metadata)?;
-    let mut rows = 0u64;
-    while let Some(batch) = source.next_batch()? {
-        rows += batch.num_rows() as u64;
-        sink.write(&batch)?;
-    }
-    if rows == 0 {
-        return Err(Error::NoRows);
-    }
-    sink.finish()?;
-    Ok(ConvertSummary {
-        rows,
-        header: source.has_header(),
-        columns: schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), f.data_type().to_string()))
-            .collect(),
-    })
+    pipeline::convert(input, output, options, metadata)
 }

@@ -22,49 +22,91 @@ pub struct CsvSource<R: Read> {
     finished: bool,
 }
 
+/// What the sample told: header, schema and the arrow-csv format to decode with.
+pub(crate) struct Sniffed {
+    /// The first bytes of the input (byte-order mark removed), to be decoded first.
+    pub(crate) sample: Vec<u8>,
+    /// Whether the first record is a header.
+    pub(crate) header: bool,
+    /// The schema of every batch.
+    pub(crate) schema: SchemaRef,
+    /// Delimiter etc., without the header flag.
+    pub(crate) format: Format,
+}
+
+/// Reads a sample of `input` and decides header and schema.
+pub(crate) fn sniff(input: &mut impl Read, options: &ConvertOptions) -> Result<Sniffed> {
+    let (mut sample, whole) = read_sample(input, options.sample_bytes)?;
+    if sample.starts_with(UTF8_BOM) {
+        sample.drain(..UTF8_BOM.len());
+    }
+    if sample.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::Empty);
+    }
+    if whole {
+        check_quotes(&sample, b'"')?;
+    }
+    // Only complete records inform the inference; the tail may be cut mid-line.
+    let complete = match sample.iter().rposition(|b| *b == b'\n') {
+        Some(end) => &sample[..=end],
+        None => &sample[..],
+    };
+
+    let format = Format::default().with_delimiter(options.delimiter);
+    let header = match options.header {
+        HeaderMode::Present => true,
+        HeaderMode::Absent => false,
+        HeaderMode::Sniff => sniff_header(&format, complete, options)?,
+    };
+    let (inferred, _) = format
+        .clone()
+        .with_header(header)
+        .infer_schema(Cursor::new(complete), Some(INFER_RECORDS))
+        .map_err(map_arrow_error)?;
+    let schema = Arc::new(name_columns(inferred, header, options)?);
+    Ok(Sniffed {
+        sample,
+        header,
+        schema,
+        format,
+    })
+}
+
 impl<R: Read> CsvSource<R> {
     /// Reads a sample of `input`, decides header and schema, and gets ready to decode.
     pub fn open(mut input: R, options: &ConvertOptions) -> Result<Self> {
-        let (mut sample, whole) = read_sample(&mut input, options.sample_bytes)?;
-        if sample.starts_with(UTF8_BOM) {
-            sample.drain(..UTF8_BOM.len());
-        }
-        if sample.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::Empty);
-        }
-        if whole {
-            check_quotes(&sample, b'"')?;
-        }
-        // Only complete records inform the inference; the tail may be cut mid-line.
-        let complete = match sample.iter().rposition(|b| *b == b'\n') {
-            Some(end) => &sample[..=end],
-            None => &sample[..],
-        };
+        let sniffed = sniff(&mut input, options)?;
+        Ok(Self::from_parts(
+            sniffed.sample,
+            input,
+            sniffed.schema,
+            sniffed.format.with_header(sniffed.header),
+            sniffed.header,
+            options.batch_size,
+        ))
+    }
 
-        let format = Format::default().with_delimiter(options.delimiter);
-        let header = match options.header {
-            HeaderMode::Present => true,
-            HeaderMode::Absent => false,
-            HeaderMode::Sniff => sniff_header(&format, complete, options)?,
-        };
-        let format = format.with_header(header);
-        let (inferred, _) = format
-            .infer_schema(Cursor::new(complete), Some(INFER_RECORDS))
-            .map_err(map_arrow_error)?;
-        let schema = Arc::new(name_columns(inferred, header, options)?);
-
+    /// A decoder over `prefix` followed by `input`; `format` says whether to skip a header.
+    pub(crate) fn from_parts(
+        prefix: Vec<u8>,
+        input: R,
+        schema: SchemaRef,
+        format: Format,
+        header: bool,
+        batch_size: usize,
+    ) -> Self {
         let decoder = ReaderBuilder::new(schema.clone())
             .with_format(format)
-            .with_batch_size(options.batch_size)
+            .with_batch_size(batch_size)
             .build_decoder();
-        let input = BufReader::with_capacity(256 * 1024, Cursor::new(sample).chain(input));
-        Ok(CsvSource {
+        let input = BufReader::with_capacity(256 * 1024, Cursor::new(prefix).chain(input));
+        CsvSource {
             input,
             decoder,
             schema,
             header,
             finished: false,
-        })
+        }
     }
 
     /// The schema of every batch.
@@ -232,7 +274,7 @@ fn name_columns(inferred: Schema, header: bool, options: &ConvertOptions) -> Res
 ///
 /// arrow-csv counts records from 1 in framing errors ("for line N") and from 0 in value
 /// errors ("at line N"); both count the header.
-fn map_arrow_error(error: ArrowError) -> Error {
+pub(crate) fn map_arrow_error(error: ArrowError) -> Error {
     match error {
         ArrowError::IoError(_, source) => Error::Read(source),
         ArrowError::CsvError(message) => {

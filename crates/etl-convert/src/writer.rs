@@ -1,52 +1,58 @@
 //! The output side: record batches to Parquet, JSON Lines or CSV on any `Write`.
+//!
+//! Parquet columns are encoded in parallel: each column of the row group in progress has
+//! its own encoder thread fed through a short queue, and the finished column chunks are
+//! appended to the file in order when the row group is full. Encodings are chosen per
+//! column from the first batch: dictionaries for repetitive columns, delta encoding for
+//! integer columns with many distinct values (sequence numbers, timestamps), plain for
+//! other many-valued columns.
 
+use std::collections::HashSet;
 use std::io::Write;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression as ParquetCodec, ZstdLevel};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use parquet::basic::{Compression as ParquetCodec, Encoding, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 
 use crate::{Compression, ConvertOptions, Error, OutputFormat, Result};
 
 /// A writer for one output file in the chosen format.
 pub(crate) enum BatchSink<W: Write + Send> {
-    Parquet(Box<ArrowWriter<W>>),
+    Parquet(Box<ParquetSink<W>>),
     Jsonl(arrow_json::LineDelimitedWriter<W>),
     Csv(Box<arrow_csv::Writer<W>>),
 }
 
+fn write_error(error: impl std::fmt::Display) -> Error {
+    Error::Write(error.to_string())
+}
+
 impl<W: Write + Send> BatchSink<W> {
+    /// A sink for `schema`; `first` (the first batch to come) guides the Parquet encodings.
     pub(crate) fn try_new(
         output: W,
         schema: SchemaRef,
         options: &ConvertOptions,
         metadata: &[(String, String)],
+        first: Option<&RecordBatch>,
     ) -> Result<Self> {
         Ok(match options.format {
-            OutputFormat::Parquet => {
-                let codec = match options.compression {
-                    Compression::Zstd(level) => ParquetCodec::ZSTD(
-                        ZstdLevel::try_new(level).map_err(|e| Error::Options(e.to_string()))?,
-                    ),
-                    Compression::Snappy => ParquetCodec::SNAPPY,
-                    Compression::None => ParquetCodec::UNCOMPRESSED,
-                };
-                let key_values = metadata
-                    .iter()
-                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-                    .collect();
-                let properties = WriterProperties::builder()
-                    .set_compression(codec)
-                    .set_max_row_group_row_count(Some(options.row_group_rows))
-                    .set_key_value_metadata(Some(key_values))
-                    .build();
-                let writer = ArrowWriter::try_new(output, schema, Some(properties))
-                    .map_err(|e| Error::Write(e.to_string()))?;
-                BatchSink::Parquet(Box::new(writer))
-            }
+            OutputFormat::Parquet => BatchSink::Parquet(Box::new(ParquetSink::try_new(
+                output, schema, options, metadata, first,
+            )?)),
             OutputFormat::Jsonl => BatchSink::Jsonl(arrow_json::LineDelimitedWriter::new(output)),
             OutputFormat::Csv => BatchSink::Csv(Box::new(
                 arrow_csv::WriterBuilder::new()
@@ -57,21 +63,17 @@ impl<W: Write + Send> BatchSink<W> {
     }
 
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let outcome = match self {
-            BatchSink::Parquet(writer) => writer.write(batch).map_err(|e| e.to_string()),
-            BatchSink::Jsonl(writer) => writer.write(batch).map_err(|e| e.to_string()),
-            BatchSink::Csv(writer) => writer.write(batch).map_err(|e| e.to_string()),
-        };
-        outcome.map_err(Error::Write)
+        match self {
+            BatchSink::Parquet(writer) => writer.write(batch),
+            BatchSink::Jsonl(writer) => writer.write(batch).map_err(write_error),
+            BatchSink::Csv(writer) => writer.write(batch).map_err(write_error),
+        }
     }
 
     /// Writes footers and flushes; the output is complete when this returns `Ok`.
     pub(crate) fn finish(self) -> Result<()> {
         let outcome = match self {
-            BatchSink::Parquet(writer) => writer
-                .into_inner()
-                .map_err(|e| e.to_string())
-                .and_then(|mut w| w.flush().map_err(|e| e.to_string())),
+            BatchSink::Parquet(writer) => return writer.finish(),
             BatchSink::Jsonl(mut writer) => writer
                 .finish()
                 .map_err(|e| e.to_string())
@@ -80,4 +82,202 @@ impl<W: Write + Send> BatchSink<W> {
         };
         outcome.map_err(Error::Write)
     }
+}
+
+/// One column's encoder thread for the row group in progress.
+struct ColumnEncoder {
+    queue: SyncSender<ArrowLeafColumn>,
+    thread: JoinHandle<Result<ArrowColumnChunk, ParquetError>>,
+}
+
+/// A Parquet file written row group by row group, columns encoded in parallel.
+pub(crate) struct ParquetSink<W: Write + Send> {
+    file: SerializedFileWriter<W>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    encoders: Vec<ColumnEncoder>,
+    group_rows: usize,
+    groups: usize,
+    row_group_rows: usize,
+}
+
+impl<W: Write + Send> ParquetSink<W> {
+    fn try_new(
+        output: W,
+        schema: SchemaRef,
+        options: &ConvertOptions,
+        metadata: &[(String, String)],
+        first: Option<&RecordBatch>,
+    ) -> Result<Self> {
+        let codec = match options.compression {
+            Compression::Zstd(level) => ParquetCodec::ZSTD(
+                ZstdLevel::try_new(level).map_err(|e| Error::Options(e.to_string()))?,
+            ),
+            Compression::Snappy => ParquetCodec::SNAPPY,
+            Compression::None => ParquetCodec::UNCOMPRESSED,
+        };
+        let key_values = metadata
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+            .collect();
+        let mut properties = WriterProperties::builder()
+            .set_compression(codec)
+            .set_max_row_group_row_count(Some(options.row_group_rows))
+            .set_key_value_metadata(Some(key_values));
+        if let Some(first) = first {
+            properties = choose_encodings(properties, first);
+        }
+        // ArrowWriter sets up the file (magic, Arrow schema in the footer); the row groups
+        // are then written through the lower-level API, a thread per column.
+        let writer = ArrowWriter::try_new(output, schema.clone(), Some(properties.build()))
+            .map_err(write_error)?;
+        let (file, factory) = writer.into_serialized_writer().map_err(write_error)?;
+        Ok(ParquetSink {
+            file,
+            factory,
+            schema,
+            encoders: Vec::new(),
+            group_rows: 0,
+            groups: 0,
+            row_group_rows: options.row_group_rows.max(1),
+        })
+    }
+
+    fn start_group(&mut self) -> Result<()> {
+        let writers = self
+            .factory
+            .create_column_writers(self.groups)
+            .map_err(write_error)?;
+        self.encoders = writers
+            .into_iter()
+            .map(|mut writer| {
+                let (queue, leaves) = sync_channel::<ArrowLeafColumn>(2);
+                let thread = std::thread::spawn(move || {
+                    for leaf in leaves {
+                        writer.write(&leaf)?;
+                    }
+                    writer.close()
+                });
+                ColumnEncoder { queue, thread }
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.encoders.is_empty() {
+                self.start_group()?;
+            }
+            let take = (batch.num_rows() - offset).min(self.row_group_rows - self.group_rows);
+            let slice = batch.slice(offset, take);
+            let mut encoders = self.encoders.iter();
+            for (field, column) in self.schema.fields().iter().zip(slice.columns()) {
+                for leaf in compute_leaves(field, column).map_err(write_error)? {
+                    let encoder = encoders
+                        .next()
+                        .ok_or_else(|| Error::Write("more leaf columns than encoders".into()))?;
+                    if encoder.queue.send(leaf).is_err() {
+                        // The encoder stopped on an error: closing the group reports it.
+                        return self.end_group();
+                    }
+                }
+            }
+            self.group_rows += take;
+            offset += take;
+            if self.group_rows == self.row_group_rows {
+                self.end_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_group(&mut self) -> Result<()> {
+        let encoders = std::mem::take(&mut self.encoders);
+        let mut chunks = Vec::with_capacity(encoders.len());
+        for ColumnEncoder { queue, thread } in encoders {
+            drop(queue);
+            let chunk = thread
+                .join()
+                .map_err(|_| Error::Write("a column encoder panicked".into()))?
+                .map_err(write_error)?;
+            chunks.push(chunk);
+        }
+        let mut group = self.file.next_row_group().map_err(write_error)?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut group).map_err(write_error)?;
+        }
+        group.close().map_err(write_error)?;
+        self.groups += 1;
+        self.group_rows = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if !self.encoders.is_empty() {
+            self.end_group()?;
+        }
+        let mut output = self.file.into_inner().map_err(write_error)?;
+        output.flush().map_err(write_error)
+    }
+}
+
+/// Rows of the first batch looked at to judge how repetitive a column is.
+const PROBE_ROWS: usize = 64 * 1024;
+/// Below this many rows the writer's defaults are as good as any choice.
+const MIN_PROBE_ROWS: usize = 1024;
+
+/// Dictionary encoding for columns whose first rows repeat values; delta (integers) or
+/// plain encoding, without a dictionary, for columns of mostly distinct values, where a
+/// dictionary would only be built to be thrown away.
+fn choose_encodings(
+    mut properties: WriterPropertiesBuilder,
+    first: &RecordBatch,
+) -> WriterPropertiesBuilder {
+    let rows = first.num_rows().min(PROBE_ROWS);
+    if rows < MIN_PROBE_ROWS {
+        return properties;
+    }
+    // More distinct values than this share of the rows: not worth a dictionary.
+    let limit = rows / 4;
+    for (field, column) in first.schema().fields().iter().zip(first.columns()) {
+        let column = column.slice(0, rows);
+        let path = ColumnPath::from(field.name().as_str());
+        let many = match field.data_type() {
+            DataType::Int64 => {
+                distinct_over(column.as_primitive::<Int64Type>().iter().flatten(), limit)
+            }
+            DataType::Float64 => distinct_over(
+                column
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .flatten()
+                    .map(f64::to_bits),
+                limit,
+            ),
+            DataType::Utf8 => distinct_over(column.as_string::<i32>().iter().flatten(), limit),
+            _ => false,
+        };
+        if !many {
+            continue;
+        }
+        properties = properties.set_column_dictionary_enabled(path.clone(), false);
+        if *field.data_type() == DataType::Int64 {
+            properties = properties.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    properties
+}
+
+/// Whether `values` holds more than `limit` distinct values (stops counting there).
+fn distinct_over<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>, limit: usize) -> bool {
+    let mut seen = HashSet::with_capacity(limit + 1);
+    for value in values {
+        seen.insert(value);
+        if seen.len() > limit {
+            return true;
+        }
+    }
+    false
 }
