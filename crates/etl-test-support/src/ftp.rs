@@ -42,8 +42,18 @@ impl FtpServer {
     ///
     /// When the socket cannot be bound or the thread cannot start (test setup).
     pub fn start(root: &Path) -> FtpServer {
+        FtpServer::start_on(root, 0)
+    }
+
+    /// Starts serving `root` on a given port (0: ephemeral), e.g. to restart a server
+    /// where its clients expect it.
+    ///
+    /// # Panics
+    ///
+    /// When the socket cannot be bound or the thread cannot start (test setup).
+    pub fn start_on(root: &Path, port: u16) -> FtpServer {
         let listener =
-            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind FTP port");
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind FTP port");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");

@@ -4,4 +4,6 @@
 //! what it was asked, and stops when dropped.
 
 pub mod ftp;
+pub mod ftp_cut;
+pub mod proxy;
 pub mod s3;

@@ -107,6 +107,11 @@ impl S3Server {
         })
     }
 
+    /// The listening address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.address)

@@ -220,3 +220,66 @@ async fn seed_ftp_flow_against_vsftpd() {
     assert_exit(&out, 0);
     assert_seed_test_parquet(&t);
 }
+
+/// A data connection dropped mid-RETR after whole lines: the converter alone would accept
+/// the truncated file, but the server's 426 stops the upload. Nothing is published.
+#[test]
+fn a_transfer_cut_mid_retr_publishes_nothing() {
+    let t = TestContext::new();
+    let mut content = String::new();
+    for i in 1..=20_000 {
+        content.push_str(&format!("{i},n{i},{}\n", i % 100));
+    }
+    let cut = content[..content.len() / 2].rfind('\n').unwrap() + 1;
+    let server = etl_test_support::ftp_cut::CuttingFtpServer::start(content.into_bytes(), cut);
+    let out = ftp_etl(
+        &t,
+        server.port(),
+        "etl",
+        FTP_PASSWORD,
+        &["--path", "/day.csv"],
+    );
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("426"), "{}", stderr(&out));
+    assert!(
+        t.keys("output/").is_empty(),
+        "an output appeared: {:?}",
+        t.keys("output/")
+    );
+}
+
+/// The FTP server restarts under ftp-watch: it reconnects and announces what changed while
+/// the server was down, without repeating what it announced before.
+#[tokio::test(flavor = "multi_thread")]
+async fn ftp_watch_reconnects_after_a_server_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let mut server = FtpServer::start(root.path());
+    let port = server.port();
+    let watcher = Watcher::start("etl", FTP_PASSWORD);
+    let mut stream = watcher
+        .subscribe(&config(port, "suffix: .csv\n"))
+        .await
+        .expect("stream");
+    watcher.wait_for_log("first listing").await;
+    write(root.path(), "a.csv", b"1,a,1\n");
+    let (kind, _) = next_event_body(&mut stream, &watcher).await;
+    assert_eq!(kind, "new");
+
+    server.stop();
+    write(root.path(), "b.csv", b"2,b,2\n");
+    watcher.wait_for_log("cannot").await;
+    let _server = FtpServer::start_on(root.path(), port);
+    let event = match tokio::time::timeout(DEADLINE, stream.message()).await {
+        Ok(Ok(Some(event))) => event,
+        other => panic!("no event after restart ({other:?}):\n{}", watcher.log()),
+    };
+    let payload: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(
+        (event.name.as_str(), payload["name"].as_str()),
+        ("new", Some("b.csv"))
+    );
+    // a.csv is not announced again.
+    let again =
+        tokio::time::timeout(std::time::Duration::from_millis(1500), stream.message()).await;
+    assert!(again.is_err(), "unexpected event: {again:?}");
+}

@@ -3,6 +3,8 @@
 mod support;
 
 mod agg;
+mod bad_input;
 mod etl;
+mod faults;
 mod ftp_etl;
 mod ftp_watch;

@@ -1,0 +1,118 @@
+//! The bad-input corpus (`testdata/bad/`): every case through `etl` against the S3 test
+//! server, with its documented outcome; rejected inputs leave no output object.
+
+use arrow_array::Array;
+
+use crate::support::*;
+
+const ETL: &str = env!("CARGO_BIN_EXE_etl");
+
+fn run_case(t: &TestContext, name: &str, body: Vec<u8>) -> std::process::Output {
+    let key = format!("input/bad/{name}");
+    t.put(&key, body);
+    t.command(ETL)
+        .args(["--bucket", BUCKET, "--key", &key])
+        .output()
+        .unwrap()
+}
+
+fn assert_rejected(
+    t: &TestContext,
+    name: &str,
+    out: &std::process::Output,
+    line: Option<u64>,
+    message: &str,
+) {
+    assert_exit(out, 2);
+    let err = stderr(out);
+    assert!(
+        err.contains(&format!("s3://etlproj/input/bad/{name}")),
+        "{name}: {err}"
+    );
+    assert!(err.contains(message), "{name}: {err}");
+    if let Some(line) = line {
+        assert!(err.contains(&format!("line {line}:")), "{name}: {err}");
+    }
+    let stem = name.trim_end_matches(".csv");
+    assert!(
+        t.get(&format!("output/bad/{stem}.parquet")).is_none(),
+        "{name}: an output appeared"
+    );
+}
+
+#[test]
+fn corpus_cases_have_their_documented_outcome() {
+    let t = TestContext::new();
+    let dir = testdata("bad");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let mut tried = 0;
+    for (name, case) in expected.as_object().unwrap() {
+        if name.starts_with('_') {
+            continue;
+        }
+        tried += 1;
+        let out = run_case(&t, name, std::fs::read(dir.join(name)).unwrap());
+        match case["exit"].as_i64() {
+            Some(2) => assert_rejected(
+                &t,
+                name,
+                &out,
+                case["line"].as_u64(),
+                case["message"].as_str().unwrap(),
+            ),
+            Some(0) => {
+                assert_exit(&out, 0);
+                let stem = name.trim_end_matches(".csv");
+                let batches = read_parquet(
+                    t.get(&format!("output/bad/{stem}.parquet"))
+                        .expect("output"),
+                );
+                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                assert_eq!(rows as u64, case["rows"].as_u64().unwrap(), "{name}");
+                let schema = batches[0].schema();
+                let types: Vec<String> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().to_string())
+                    .collect();
+                let want: Vec<String> = case["types"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect();
+                assert_eq!(types, want, "{name}");
+                for batch in &batches {
+                    for column in batch.columns() {
+                        assert_eq!(column.null_count(), 0, "{name}: a value was lost");
+                    }
+                }
+            }
+            other => panic!("{name}: unknown expected exit {other:?}"),
+        }
+    }
+    assert!(tried >= 11, "corpus shrank: {tried}");
+}
+
+#[test]
+fn a_numeric_column_turning_to_text_late_is_rejected_at_its_line() {
+    let t = TestContext::new();
+    let mut body = String::new();
+    for i in 1..=120_000 {
+        body.push_str(&format!("{i},name{i},{}\n", i % 100));
+    }
+    body.push_str("120001,late,not-a-number\n");
+    let out = run_case(&t, "late-text.csv", body.into_bytes());
+    assert_rejected(&t, "late-text.csv", &out, Some(120_001), "not-a-number");
+}
+
+#[test]
+fn a_very_long_line_converts() {
+    let t = TestContext::new();
+    let body = format!("1,{},100\n2,b,80\n", "y".repeat(3 << 20));
+    let out = run_case(&t, "long-line.csv", body.into_bytes());
+    assert_exit(&out, 0);
+    let batches = read_parquet(t.get("output/bad/long-line.parquet").expect("output"));
+    assert_eq!(batches[0].num_rows(), 2);
+}
