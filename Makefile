@@ -11,7 +11,7 @@ demo:
 ## test: every test: unit, integration (real S3 and FTP servers in-process), manifests and their contract
 test:
 	$(CARGO) test --workspace
-	$(CARGO) build --bins -p etl-workers
+	# cargo test built the binaries (target/debug) for the integration tests: reuse them.
 	scripts/check-manifests.sh target/debug
 
 ## lint: formatting and clippy, warnings are errors
