@@ -76,7 +76,8 @@ pub struct EtlArgs {
     /// How notification keys are encoded: auto (by source), raw or url.
     #[arg(long, env = env_vars::ETL_KEY_ENCODING, default_value = "auto")]
     pub key_encoding: KeyEncoding,
-    /// Print one JSON line per object that would be converted; no I/O.
+    /// Print one JSON line per object that would be converted; no I/O (with --prefix, only
+    /// the listing).
     #[arg(long, conflicts_with = "plan")]
     pub dry_run: bool,
     /// Like --dry-run after a HEAD of each object: adds its size and suggested pod resources.
