@@ -1,0 +1,26 @@
+#!/bin/sh
+# `make bench`: etl against polars, duckdb, pyarrow and pandas, plus the S3 scenarios
+# (per event, agg, sweep); writes BENCHMARKS.md and bench/chart.png from one run.
+# Needs the Rust toolchain, python3 (with venv) and network access to PyPI.
+# Inputs are generated once under bench/data/ (about 1.2 GB); BENCH_ROUNDS (default 3)
+# and BENCH_EVENTS (default 20) set the repetitions.
+set -eu
+cd "$(dirname "$0")/.."
+
+echo "== building target/dist (fat LTO: several minutes)"
+scripts/build-image-binaries.sh
+cargo build --profile dist --locked -p etl-demo --bin etl-s3-server
+
+if [ ! -x /usr/bin/time ]; then
+    echo "== installing GNU time"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y time; else sudo apt-get install -y time; fi
+fi
+
+if [ ! -x bench/venv/bin/python ]; then
+    echo "== creating bench/venv"
+    python3 -m venv bench/venv
+fi
+bench/venv/bin/pip install -q --disable-pip-version-check pyarrow polars duckdb pandas boto3 matplotlib
+
+echo "== running (bench/run.py)"
+exec bench/venv/bin/python bench/run.py
