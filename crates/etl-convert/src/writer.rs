@@ -3,9 +3,8 @@
 //! Parquet columns are encoded in parallel: each column of the row group in progress has
 //! its own encoder thread fed through a short queue, and the finished column chunks are
 //! appended to the file in order when the row group is full. Encodings are chosen per
-//! column from the first batch: dictionaries for repetitive columns, delta encoding for
-//! integer columns with many distinct values (sequence numbers, timestamps), plain for
-//! other many-valued columns.
+//! column from the first batch: numeric columns of mostly distinct values skip the
+//! dictionary (delta encoding for integers), everything else keeps it.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -228,9 +227,11 @@ const PROBE_ROWS: usize = 64 * 1024;
 /// Below this many rows the writer's defaults are as good as any choice.
 const MIN_PROBE_ROWS: usize = 1024;
 
-/// Dictionary encoding for columns whose first rows repeat values; delta (integers) or
-/// plain encoding, without a dictionary, for columns of mostly distinct values, where a
-/// dictionary would only be built to be thrown away.
+/// Numeric columns of mostly distinct values (sequence numbers, timestamps, amounts) skip
+/// the dictionary, which would only be built to be thrown away: delta encoding for
+/// integers, plain for floats. Text keeps the writer's dictionary, which falls back to
+/// plain by itself once it outgrows its page: a vocabulary of tens of thousands of names
+/// over millions of rows is still worth one.
 fn choose_encodings(
     mut properties: WriterPropertiesBuilder,
     first: &RecordBatch,
@@ -239,32 +240,31 @@ fn choose_encodings(
     if rows < MIN_PROBE_ROWS {
         return properties;
     }
-    // More distinct values than this share of the rows: not worth a dictionary.
-    let limit = rows / 4;
+    let limit = rows / 2;
     for (field, column) in first.schema().fields().iter().zip(first.columns()) {
         let column = column.slice(0, rows);
         let path = ColumnPath::from(field.name().as_str());
-        let many = match field.data_type() {
-            DataType::Int64 => {
-                distinct_over(column.as_primitive::<Int64Type>().iter().flatten(), limit)
+        match field.data_type() {
+            DataType::Int64
+                if distinct_over(column.as_primitive::<Int64Type>().iter().flatten(), limit) =>
+            {
+                properties = properties
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
             }
-            DataType::Float64 => distinct_over(
-                column
-                    .as_primitive::<Float64Type>()
-                    .iter()
-                    .flatten()
-                    .map(f64::to_bits),
-                limit,
-            ),
-            DataType::Utf8 => distinct_over(column.as_string::<i32>().iter().flatten(), limit),
-            _ => false,
-        };
-        if !many {
-            continue;
-        }
-        properties = properties.set_column_dictionary_enabled(path.clone(), false);
-        if *field.data_type() == DataType::Int64 {
-            properties = properties.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+            DataType::Float64
+                if distinct_over(
+                    column
+                        .as_primitive::<Float64Type>()
+                        .iter()
+                        .flatten()
+                        .map(f64::to_bits),
+                    limit,
+                ) =>
+            {
+                properties = properties.set_column_dictionary_enabled(path, false);
+            }
+            _ => {}
         }
     }
     properties
