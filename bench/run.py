@@ -372,7 +372,7 @@ def chart(seed10, seed40, wide):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     colors = ["#d62728" if t == "etl" else "#7f7f7f" for t in tools]
     axes[0].bar(tools, [seed10[t]["wall"] for t in tools], color=colors)
-    axes[0].set_title("10M rows (193 MB CSV): wall time, s")
+    axes[0].set_title("10M rows of no,name,score: wall time, s")
     axes[1].bar(tools, [wide[t]["wall"] for t in tools], color=colors)
     axes[1].set_title("20-column file: wall time, s")
     for t in tools:
@@ -527,8 +527,9 @@ Bytes read = bytes the server sent back (headers included), counted by a TCP pro
   a writer thread puts them back in order. The first quote character switches the rest of
   the input to one sequential arrow-csv decoder, so quoted newlines stay correct.
 - Parquet columns are encoded in parallel, a thread per column per row group; encodings
-  are chosen from the first batch: dictionary for repetitive columns, delta for mostly
-  distinct integers (`no`), plain for mostly distinct text. zstd level 3.
+  are chosen from the first batch: delta without a dictionary for mostly distinct integers
+  (`no`), plain for mostly distinct floats, dictionaries for the rest (text falls back to
+  plain by itself when its dictionary outgrows a page). zstd level 3.
 - A fixed pool of {2} x cores + 2 chunk buffers circulates between the stages, so memory
   does not grow with the input.
 
