@@ -9,11 +9,13 @@ mod fastparse;
 mod options;
 mod pipeline;
 mod reader;
+mod tolerant;
 mod writer;
 
 pub use error::{Error, Result};
-pub use options::{Compression, ConvertOptions, HeaderMode, OutputFormat, SEED_COLUMNS};
+pub use options::{BadRows, Compression, ConvertOptions, HeaderMode, OutputFormat, SEED_COLUMNS};
 pub use reader::CsvSource;
+pub use tolerant::RejectedRow;
 
 use std::io::{Read, Write};
 
@@ -26,6 +28,8 @@ pub struct ConvertSummary {
     pub header: bool,
     /// Column names and Arrow types, in order.
     pub columns: Vec<(String, String)>,
+    /// Records set aside under `--bad-rows skip|quarantine`.
+    pub rejected: u64,
 }
 
 /// Converts CSV bytes from `input` into `options.format` written to `output`.
@@ -43,5 +47,23 @@ pub fn convert<R: Read, W: Write + Send>(
     options: &ConvertOptions,
     metadata: &[(String, String)],
 ) -> Result<ConvertSummary> {
-    pipeline::convert(input, output, options, metadata)
+    convert_with_rejects(input, output, options, metadata, &mut |_| Ok(()))
+}
+
+/// Like [`convert`], and under [`BadRows::Skip`] or [`BadRows::Quarantine`] hands every
+/// record it sets aside to `rejects` (which may keep it, log it, or stop the conversion
+/// by returning an error). Under [`BadRows::Fail`] the first bad record is an error.
+pub fn convert_with_rejects<R: Read, W: Write + Send>(
+    input: R,
+    output: W,
+    options: &ConvertOptions,
+    metadata: &[(String, String)],
+    rejects: &mut dyn FnMut(RejectedRow) -> Result<()>,
+) -> Result<ConvertSummary> {
+    match options.bad_rows {
+        BadRows::Fail => pipeline::convert(input, output, options, metadata),
+        BadRows::Skip | BadRows::Quarantine => {
+            tolerant::convert(input, output, options, metadata, rejects)
+        }
+    }
 }

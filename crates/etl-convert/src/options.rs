@@ -128,6 +128,32 @@ pub enum HeaderMode {
     Absent,
 }
 
+/// What to do with a record that cannot be converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BadRows {
+    /// Stop at the first bad record (default): nothing is written.
+    #[default]
+    Fail,
+    /// Leave bad records out; each is reported to the caller (logged, counted).
+    Skip,
+    /// Like `Skip`, and the caller keeps the records in a sidecar file.
+    Quarantine,
+}
+
+impl FromStr for BadRows {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "fail" => Ok(BadRows::Fail),
+            "skip" => Ok(BadRows::Skip),
+            "quarantine" => Ok(BadRows::Quarantine),
+            other => Err(Error::Options(format!(
+                "unknown bad-rows policy '{other}': expected fail, skip or quarantine"
+            ))),
+        }
+    }
+}
+
 /// Everything that shapes a conversion.
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
@@ -150,6 +176,8 @@ pub struct ConvertOptions {
     pub row_group_rows: usize,
     /// Bytes read ahead to sniff the header and infer types.
     pub sample_bytes: usize,
+    /// Bad records: fail, skip or quarantine.
+    pub bad_rows: BadRows,
 }
 
 impl Default for ConvertOptions {
@@ -161,6 +189,7 @@ impl Default for ConvertOptions {
             columns: None,
             default_columns: SEED_COLUMNS.iter().map(|s| (*s).to_owned()).collect(),
             delimiter: b',',
+            bad_rows: BadRows::Fail,
             batch_size: 64 * 1024,
             row_group_rows: 1024 * 1024,
             sample_bytes: 1024 * 1024,
@@ -182,10 +211,17 @@ impl ConvertOptions {
             .as_ref()
             .map(|c| c.join(","))
             .unwrap_or_default();
-        format!(
+        let mut fingerprint = format!(
             "format={};compression={};header={header};columns={columns};delimiter={}",
             self.format, self.compression, self.delimiter as char
-        )
+        );
+        // Only when set, so that outputs made before the option existed stay current.
+        match self.bad_rows {
+            BadRows::Fail => {}
+            BadRows::Skip => fingerprint.push_str(";bad_rows=skip"),
+            BadRows::Quarantine => fingerprint.push_str(";bad_rows=quarantine"),
+        }
+        fingerprint
     }
 }
 

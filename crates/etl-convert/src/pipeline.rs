@@ -150,6 +150,7 @@ pub(crate) fn convert_tuned<R: Read, W: Write + Send>(
     };
     Ok(ConvertSummary {
         rows,
+        rejected: 0,
         header,
         columns: schema
             .fields()

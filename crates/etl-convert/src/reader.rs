@@ -9,7 +9,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
 use crate::{ConvertOptions, Error, HeaderMode, Result};
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Records looked at to infer types; the sample's byte budget bounds it too.
 const INFER_RECORDS: usize = 10_000;
 
@@ -148,7 +148,7 @@ const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
 /// Reads `limit` bytes, or more until the sample holds a whole first record (a very long
 /// first line must not be inferred from its beginning). Returns the sample and whether it
 /// is the whole input.
-fn read_sample(input: &mut impl Read, limit: usize) -> Result<(Vec<u8>, bool)> {
+pub(crate) fn read_sample(input: &mut impl Read, limit: usize) -> Result<(Vec<u8>, bool)> {
     let mut sample = Vec::with_capacity(limit.min(1 << 20));
     let mut budget = limit.max(1);
     loop {
