@@ -1,7 +1,7 @@
 //! Clap argument groups shared by the binaries: logging and conversion options.
 
 use clap::Args;
-use etl_convert::{Compression, ConvertOptions, HeaderMode, OutputFormat};
+use etl_convert::{BadRows, Compression, ConvertOptions, HeaderMode, OutputFormat};
 
 use crate::env_vars;
 use crate::exit::UsageError;
@@ -34,6 +34,10 @@ pub struct ConvertArgs {
     /// Field delimiter: one character, or `tab`.
     #[arg(long, env = env_vars::ETL_DELIMITER, default_value = ",", value_parser = parse_delimiter)]
     pub delimiter: u8,
+    /// Bad records: fail (stop at the first, write nothing), skip (leave them out, logged
+    /// and counted) or quarantine (also stored as <output>.rejected.jsonl next to the output).
+    #[arg(long, env = env_vars::ETL_BAD_ROWS, default_value = "fail", value_parser = parse_bad_rows)]
+    pub bad_rows: BadRows,
     /// Parquet compression: zstd, zstd:LEVEL (1-22), snappy or none.
     #[arg(long, env = env_vars::ETL_COMPRESSION, default_value = "zstd", value_parser = parse_compression)]
     pub compression: Compression,
@@ -63,12 +67,17 @@ impl ConvertArgs {
             header,
             columns,
             delimiter: self.delimiter,
+            bad_rows: self.bad_rows,
             ..ConvertOptions::default()
         })
     }
 }
 
 fn parse_format(value: &str) -> Result<OutputFormat, String> {
+    value.parse().map_err(|e: etl_convert::Error| e.to_string())
+}
+
+fn parse_bad_rows(value: &str) -> Result<BadRows, String> {
     value.parse().map_err(|e: etl_convert::Error| e.to_string())
 }
 

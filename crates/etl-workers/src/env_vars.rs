@@ -16,6 +16,8 @@ pub const ETL_OUTPUT_KEY: &str = "ETL_OUTPUT_KEY";
 pub const ETL_COLUMNS: &str = "ETL_COLUMNS";
 /// Field delimiter.
 pub const ETL_DELIMITER: &str = "ETL_DELIMITER";
+/// Bad records: `fail`, `skip`, `quarantine`.
+pub const ETL_BAD_ROWS: &str = "ETL_BAD_ROWS";
 /// Parquet compression.
 pub const ETL_COMPRESSION: &str = "ETL_COMPRESSION";
 /// Key encoding of notifications: `auto`, `raw`, `url`.

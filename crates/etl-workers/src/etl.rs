@@ -287,16 +287,20 @@ async fn convert_all(
         .await;
 
     let mut rows = 0u64;
+    let mut bad_rows = 0u64;
     let mut converted = 0usize;
     let mut up_to_date = 0usize;
     let mut failures: Vec<(String, String, ErrorClass)> = Vec::new();
     let mut stdout = std::io::stdout().lock();
     for (job, outcome) in &results {
         let status = match outcome {
-            Ok(Outcome::Converted { rows: r, .. }) => {
+            Ok(Outcome::Converted {
+                rows: r, rejected, ..
+            }) => {
                 rows += r;
+                bad_rows += rejected;
                 converted += 1;
-                json!({"status": "converted", "rows": r})
+                json!({"status": "converted", "rows": r, "bad_rows": rejected})
             }
             Ok(Outcome::UpToDate) => {
                 up_to_date += 1;
@@ -330,6 +334,7 @@ async fn convert_all(
             up_to_date,
             failed = failures.len(),
             rows,
+            bad_rows,
             "summary"
         );
     }
@@ -348,6 +353,7 @@ async fn convert_all(
             dir,
             &[
                 ("rows", rows.to_string()),
+                ("bad_rows", bad_rows.to_string()),
                 ("objects", total.to_string()),
                 ("status", status.to_owned()),
                 (
@@ -393,8 +399,12 @@ fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
     let source = pipeline::s3_uri(&job.bucket, &job.key);
     let output = pipeline::s3_uri(&job.output_bucket, &job.output_key);
     match outcome {
-        Ok(Outcome::Converted { rows, bytes }) => {
-            tracing::info!(%source, %output, rows, bytes, "converted");
+        Ok(Outcome::Converted {
+            rows,
+            rejected,
+            bytes,
+        }) => {
+            tracing::info!(%source, %output, rows, bad_rows = rejected, bytes, "converted");
         }
         Ok(Outcome::UpToDate) => {
             tracing::info!(%source, %output, "up to date: the output already records this input version");
@@ -421,11 +431,21 @@ fn convert_local(
         .map_err(|e| UsageError(format!("cannot open {}: {e}", input.display())))?;
     let footer = vec![("etl.source".to_owned(), input.display().to_string())];
     let name = input.display().to_string();
+    let keep = options.bad_rows == etl_convert::BadRows::Quarantine;
+    let mut quarantined = Vec::new();
+    let mut rejects = |row| pipeline::record_rejected(&name, row, keep, &mut quarantined);
     if output == Path::new("-") {
         let stdout = std::io::stdout();
-        let summary = etl_convert::convert(file, std::io::BufWriter::new(stdout), options, &footer)
-            .with_context(|| format!("converting {name}"))?;
-        tracing::info!(input = %name, rows = summary.rows, "converted");
+        let summary = etl_convert::convert_with_rejects(
+            file,
+            std::io::BufWriter::new(stdout),
+            options,
+            &footer,
+            &mut rejects,
+        )
+        .with_context(|| format!("converting {name}"))?;
+        write_quarantine(input, &quarantined)?;
+        tracing::info!(input = %name, rows = summary.rows, bad_rows = summary.rejected, "converted");
         return Ok(ExitStatus::Success);
     }
     if output == input {
@@ -441,13 +461,15 @@ fn convert_local(
         .prefix(".etl-")
         .tempfile_in(&directory)
         .with_context(|| format!("creating a file in {}", directory.display()))?;
-    let summary = etl_convert::convert(
+    let summary = etl_convert::convert_with_rejects(
         file,
         std::io::BufWriter::new(staging.as_file()),
         options,
         &footer,
+        &mut rejects,
     )
     .with_context(|| format!("converting {name}"))?;
+    write_quarantine(&output, &quarantined)?;
     // A staging file is private (0600); the output gets the usual permissions.
     #[cfg(unix)]
     {
@@ -459,6 +481,15 @@ fn convert_local(
     staging
         .persist(&output)
         .with_context(|| format!("writing {}", output.display()))?;
-    tracing::info!(input = %name, output = %output.display(), rows = summary.rows, "converted");
+    tracing::info!(input = %name, output = %output.display(), rows = summary.rows, bad_rows = summary.rejected, "converted");
     Ok(ExitStatus::Success)
+}
+
+/// The quarantined rows of a local conversion, next to `beside` (`x.parquet` → `x.rejected.jsonl`).
+fn write_quarantine(beside: &Path, rows: &[u8]) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let name = pipeline::quarantine_key(&beside.to_string_lossy());
+    std::fs::write(&name, rows).with_context(|| format!("writing {name}"))
 }

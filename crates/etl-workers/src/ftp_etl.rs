@@ -151,7 +151,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
     {
         tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), "up to date: the output already records this file version");
         let _ = connection.quit().await;
-        finish(&args, &bucket, &output_key, 0, "up-to-date")?;
+        finish(&args, &bucket, &output_key, (0, 0), "up-to-date")?;
         return Ok(ExitStatus::Success);
     }
 
@@ -180,10 +180,16 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
     .await
     .with_context(|| format!("converting {uri}"))?;
     let _ = connection.quit().await;
-    tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), rows = summary.rows, bytes = stored.size, "converted");
-    let line = json!({"ftp_path": file.path, "output_bucket": bucket, "output_key": output_key, "rows": summary.rows, "status": "converted"});
+    tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), rows = summary.rows, bad_rows = summary.rejected, bytes = stored.size, "converted");
+    let line = json!({"ftp_path": file.path, "output_bucket": bucket, "output_key": output_key, "rows": summary.rows, "bad_rows": summary.rejected, "status": "converted"});
     writeln!(std::io::stdout(), "{line}").context("writing to stdout")?;
-    finish(&args, &bucket, &output_key, summary.rows, "converted")?;
+    finish(
+        &args,
+        &bucket,
+        &output_key,
+        (summary.rows, summary.rejected),
+        "converted",
+    )?;
     Ok(ExitStatus::Success)
 }
 
@@ -191,7 +197,7 @@ fn finish(
     args: &FtpEtlArgs,
     bucket: &str,
     key: &str,
-    rows: u64,
+    (rows, bad_rows): (u64, u64),
     status: &str,
 ) -> anyhow::Result<()> {
     if let Some(dir) = &args.result_dir {
@@ -199,6 +205,7 @@ fn finish(
             dir,
             &[
                 ("rows", rows.to_string()),
+                ("bad_rows", bad_rows.to_string()),
                 ("output_key", key.to_owned()),
                 ("output_bucket", bucket.to_owned()),
                 ("objects", "1".to_owned()),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use etl_convert::{ConvertOptions, ConvertSummary};
+use etl_convert::{BadRows, ConvertOptions, ConvertSummary, RejectedRow};
 use etl_s3::{Client, ObjectInfo, PutOutcome, PutRequest};
 use tokio::io::AsyncRead;
 use tokio_util::io::SyncIoBridge;
@@ -115,10 +115,38 @@ where
     let (writer, chunks) = etl_s3::upload_channel();
     let options = options.clone();
     let mut reader = SyncIoBridge::new(input);
+    let sidecar = (options.bad_rows == BadRows::Quarantine).then(|| PutRequest {
+        bucket: target.bucket.clone(),
+        key: quarantine_key(&target.key),
+        content_type: "application/x-ndjson".to_owned(),
+        metadata: target.metadata.clone(),
+    });
+    let sidecar_client = client.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let source = target.key.clone();
     let converting = tokio::task::spawn_blocking(move || {
         let mut writer = writer;
-        let summary = etl_convert::convert(&mut reader, &mut writer, &options, &footer)?;
+        let mut quarantined = Vec::new();
+        let summary = etl_convert::convert_with_rejects(
+            &mut reader,
+            &mut writer,
+            &options,
+            &footer,
+            &mut |row| record_rejected(&source, row, sidecar.is_some(), &mut quarantined),
+        )?;
         verify(reader.into_inner())?;
+        // The rejected rows are stored before the output appears: none is lost unrecorded.
+        if let Some(sidecar) = sidecar.filter(|_| summary.rejected > 0) {
+            runtime.block_on(etl_s3::put_bytes(
+                &sidecar_client,
+                &sidecar.bucket,
+                &sidecar.key,
+                quarantined,
+                &sidecar.content_type,
+                &etl_s3::PutCondition::None,
+                &[],
+            ))?;
+        }
         writer
             .finish()
             .map_err(|e| etl_convert::Error::Write(e.to_string()))?;
@@ -131,6 +159,46 @@ where
     Ok((summary, outcome))
 }
 
+/// Bytes of quarantined rows kept in memory before the conversion stops: a file this bad
+/// is better rejected whole.
+const QUARANTINE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Logs a set-aside row and, for quarantine, keeps it as a JSON line.
+pub fn record_rejected(
+    output: &str,
+    row: RejectedRow,
+    keep: bool,
+    kept: &mut Vec<u8>,
+) -> etl_convert::Result<()> {
+    tracing::warn!(output, line = row.line, reason = %row.reason, "bad row set aside");
+    if keep {
+        let line =
+            serde_json::to_string(&row).map_err(|e| etl_convert::Error::Write(e.to_string()))?;
+        kept.extend_from_slice(line.as_bytes());
+        kept.push(b'\n');
+        if kept.len() > QUARANTINE_LIMIT {
+            return Err(etl_convert::Error::Options(format!(
+                "more than {} MiB of bad rows: rejecting the whole file",
+                QUARANTINE_LIMIT >> 20
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The sidecar next to an output: `output/d/1.parquet` → `output/d/1.rejected.jsonl`.
+pub fn quarantine_key(output_key: &str) -> String {
+    let (dir, name) = output_key
+        .rsplit_once('/')
+        .map_or(("", output_key), |(d, n)| (d, n));
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    if dir.is_empty() {
+        format!("{stem}.rejected.jsonl")
+    } else {
+        format!("{dir}/{stem}.rejected.jsonl")
+    }
+}
+
 /// The outcome of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -138,6 +206,8 @@ pub enum Outcome {
     Converted {
         /// Rows written.
         rows: u64,
+        /// Rows set aside under `--bad-rows skip|quarantine`.
+        rejected: u64,
         /// Output size.
         bytes: u64,
     },
@@ -206,6 +276,7 @@ pub async fn convert_object(
     .with_context(|| format!("converting {uri}"))?;
     Ok(Outcome::Converted {
         rows: summary.rows,
+        rejected: summary.rejected,
         bytes: stored.size,
     })
 }

@@ -116,3 +116,82 @@ fn a_very_long_line_converts() {
     let batches = read_parquet(t.get("output/bad/long-line.parquet").expect("output"));
     assert_eq!(batches[0].num_rows(), 2);
 }
+
+#[test]
+fn quarantine_keeps_bad_rows_in_a_sidecar_and_converts_the_rest() {
+    let t = TestContext::new();
+    let mut body = String::from("1,aaa,100\n2,bbb\n3,ccc,x3\n");
+    for i in 4..=40 {
+        body.push_str(&format!("{i},n{i},{i}\n"));
+    }
+    t.put("input/day/mixed.csv", body);
+    let result_dir = t.dir.path().join("result");
+    let out = t
+        .command(ETL)
+        .args([
+            "--bucket",
+            BUCKET,
+            "--key",
+            "input/day/mixed.csv",
+            "--bad-rows",
+            "quarantine",
+            "--result-dir",
+        ])
+        .arg(&result_dir)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        (line["rows"].as_u64(), line["bad_rows"].as_u64()),
+        (Some(38), Some(2))
+    );
+    assert_eq!(
+        std::fs::read_to_string(result_dir.join("bad_rows")).unwrap(),
+        "2"
+    );
+    assert!(
+        stderr(&out).contains("bad row set aside"),
+        "{}",
+        stderr(&out)
+    );
+
+    let sidecar =
+        String::from_utf8(t.get("output/day/mixed.rejected.jsonl").expect("sidecar")).unwrap();
+    let rows: Vec<serde_json::Value> = sidecar
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0]["line"].as_u64(), rows[0]["record"].as_str()),
+        (Some(2), Some("2,bbb"))
+    );
+    assert_eq!(
+        (rows[1]["line"].as_u64(), rows[1]["record"].as_str()),
+        (Some(3), Some("3,ccc,x3"))
+    );
+    let batches = read_parquet(t.get("output/day/mixed.parquet").expect("output"));
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 38);
+
+    // skip: the same rows left out, no sidecar.
+    t.put(
+        "input/day/mixed2.csv",
+        String::from_utf8(t.get("input/day/mixed.csv").unwrap()).unwrap(),
+    );
+    let out = t
+        .command(ETL)
+        .args([
+            "--bucket",
+            BUCKET,
+            "--key",
+            "input/day/mixed2.csv",
+            "--bad-rows",
+            "skip",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(t.get("output/day/mixed2.rejected.jsonl").is_none());
+    assert!(t.get("output/day/mixed2.parquet").is_some());
+}
