@@ -230,10 +230,11 @@ async fn subfolders(
         let mut seen = BTreeSet::new();
         for object in listed {
             let rest = &object.key[prefix.len().min(object.key.len())..];
-            if let Some((folder, name)) = rest.split_once('/') {
-                if !name.contains('/') && name.to_ascii_lowercase().ends_with(".parquet") {
-                    seen.insert(format!("{prefix}{folder}/"));
-                }
+            if let Some((folder, name)) = rest.split_once('/')
+                && !name.contains('/')
+                && name.to_ascii_lowercase().ends_with(".parquet")
+            {
+                seen.insert(format!("{prefix}{folder}/"));
             }
         }
         folders.extend(seen.into_iter().map(|folder| (bucket.clone(), folder)));
