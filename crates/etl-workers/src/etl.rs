@@ -266,6 +266,8 @@ async fn convert_all(
 ) -> anyhow::Result<ExitStatus> {
     let single = jobs.len() == 1 && args.prefix.is_none();
     let total = jobs.len();
+    let progress = Progress::new(total);
+    let progress = &progress;
     let results: Vec<(Job, anyhow::Result<Outcome>)> = futures_util::stream::iter(jobs)
         .map(|job| async move {
             let outcome = pipeline::convert_object(
@@ -279,12 +281,13 @@ async fn convert_all(
                 args.force,
             )
             .await;
-            log_outcome(&job, &outcome);
+            progress.done(&job, &outcome);
             (job, outcome)
         })
         .buffered(usize::from(args.jobs))
         .collect()
         .await;
+    progress.finish();
 
     let mut rows = 0u64;
     let mut bad_rows = 0u64;
@@ -393,6 +396,52 @@ async fn convert_all(
         class,
     }
     .into())
+}
+
+/// A progress line for sweeps on a terminal; plain log lines otherwise.
+struct Progress {
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    bar: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        use std::io::IsTerminal as _;
+        Progress {
+            total,
+            done: std::sync::atomic::AtomicUsize::new(0),
+            bar: total > 1 && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn done(&self, job: &Job, outcome: &anyhow::Result<Outcome>) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        // Failures are always logged; successes only without a bar.
+        if !self.bar || outcome.is_err() {
+            if self.bar {
+                eprint!("\r\x1b[2K");
+            }
+            log_outcome(job, outcome);
+        }
+        if self.bar {
+            let width = 30;
+            let filled = done * width / self.total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{} {}",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                self.total,
+                job.key
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.bar {
+            eprintln!();
+        }
+    }
 }
 
 fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {

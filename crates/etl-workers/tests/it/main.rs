@@ -5,6 +5,7 @@ mod support;
 mod agg;
 mod bad_input;
 mod etl;
+mod events;
 mod faults;
 mod ftp_etl;
 mod ftp_watch;
