@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 validator="${VALIDATE_MANIFESTS:-../shared/tools/validate-manifests}"
 [ -x "$validator" ] || validator=/work/shared/tools/validate-manifests
 
+# A fresh machine has python3 but maybe not these two packages.
+python3 -c 'import yaml, jsonschema' 2>/dev/null || python3 -m pip install --quiet pyyaml jsonschema
+
 python3 "$validator" workflows/
 
 built="$(mktemp -d)"
