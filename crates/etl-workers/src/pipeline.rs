@@ -115,15 +115,11 @@ where
     let (writer, chunks) = etl_s3::upload_channel();
     let options = options.clone();
     let mut reader = SyncIoBridge::new(input);
-    let sidecar = (options.bad_rows == BadRows::Quarantine).then(|| PutRequest {
-        bucket: target.bucket.clone(),
-        key: quarantine_key(&target.key),
-        content_type: "application/x-ndjson".to_owned(),
-        metadata: target.metadata.clone(),
-    });
+    let sidecar = (options.bad_rows == BadRows::Quarantine)
+        .then(|| (target.bucket.clone(), quarantine_key(&target.key)));
     let sidecar_client = client.clone();
     let runtime = tokio::runtime::Handle::current();
-    let source = target.key.clone();
+    let output_key = target.key.clone();
     let converting = tokio::task::spawn_blocking(move || {
         let mut writer = writer;
         let mut quarantined = Vec::new();
@@ -132,17 +128,17 @@ where
             &mut writer,
             &options,
             &footer,
-            &mut |row| record_rejected(&source, row, sidecar.is_some(), &mut quarantined),
+            &mut |row| record_rejected(&output_key, row, sidecar.is_some(), &mut quarantined),
         )?;
         verify(reader.into_inner())?;
         // The rejected rows are stored before the output appears: none is lost unrecorded.
-        if let Some(sidecar) = sidecar.filter(|_| summary.rejected > 0) {
+        if let Some((bucket, key)) = sidecar.filter(|_| summary.rejected > 0) {
             runtime.block_on(etl_s3::put_bytes(
                 &sidecar_client,
-                &sidecar.bucket,
-                &sidecar.key,
+                &bucket,
+                &key,
                 quarantined,
-                &sidecar.content_type,
+                "application/x-ndjson",
                 &etl_s3::PutCondition::None,
                 &[],
             ))?;
