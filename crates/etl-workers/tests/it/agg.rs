@@ -276,3 +276,67 @@ fn each_folder_aggregates_only_changed_days() {
         stdout(&out)
     );
 }
+
+/// Sum of the byte ranges the server was asked for.
+fn ranged_bytes(t: &TestContext) -> u64 {
+    t.s3.requests()
+        .iter()
+        .filter_map(|r| r.range.as_deref())
+        .filter_map(|range| {
+            let (start, end) = range.strip_prefix("bytes=")?.split_once('-')?;
+            Some(end.parse::<u64>().ok()? - start.parse::<u64>().ok()? + 1)
+        })
+        .sum()
+}
+
+/// What agg reads: footers, the score column of every file, and the winner's row group;
+/// with 8 files that is well under half the data.
+#[test]
+fn reads_the_score_column_not_the_files() {
+    let t = TestContext::new();
+    let mut total = 0u64;
+    for file in 0..8u64 {
+        let mut body = String::new();
+        for i in 0..60_000u64 {
+            let n = file * 60_000 + i;
+            body.push_str(&format!(
+                "{n},{:032x},{}\n",
+                n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                (n * 7919) % 100_000
+            ));
+        }
+        t.put(&format!("input/big/{file}.csv"), body);
+    }
+    assert_exit(
+        &t.command(ETL)
+            .args(["--bucket", BUCKET, "--prefix", "input/big/"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    for key in t.keys("output/big/") {
+        total += t.get(&key).unwrap().len() as u64;
+    }
+    t.s3.clear_requests();
+    let out = t
+        .command(AGG)
+        .args(["--bucket", BUCKET, "--prefix", "output/big/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let read = ranged_bytes(&t);
+    assert!(
+        read * 3 < total,
+        "agg read {read} of {total} bytes: more than a third of the data"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&t.get("output/big/agg.json").unwrap()).unwrap();
+    assert_eq!(report["files"], 8);
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "agg read {read} of {total} bytes ({:.1}%)",
+            read as f64 * 100.0 / total as f64
+        );
+    }
+}
