@@ -321,16 +321,8 @@ fn a_bad_value_after_a_large_valid_prefix_leaves_no_multipart_output() {
     let t = TestContext::new();
     // More rows than one row group: the output exceeds one multipart part before the bad
     // line arrives.
-    let mut body = String::with_capacity(40 << 20);
-    let mut i = 0u64;
-    while i < 1_100_000 {
-        i += 1;
-        body.push_str(&format!(
-            "{i},{:016x},{}\n",
-            i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            i % 1000
-        ));
-    }
+    let i = 1_100_000u64;
+    let mut body = csv_rows(i);
     body.push_str("x,oops,1\n");
     t.put("input/big.csv", body);
     let out = t
@@ -362,17 +354,8 @@ fn a_bad_value_after_a_large_valid_prefix_leaves_no_multipart_output() {
 #[test]
 fn large_file_converts_through_multipart_upload() {
     let t = TestContext::new();
-    let mut body = String::with_capacity(40 << 20);
-    let mut rows = 0u64;
-    while rows < 1_100_000 {
-        rows += 1;
-        body.push_str(&format!(
-            "{rows},{:016x},{}\n",
-            rows.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            rows % 1000
-        ));
-    }
-    t.put("input/big.csv", body);
+    let rows = 1_100_000u64;
+    t.put("input/big.csv", csv_rows(rows));
     let out = t
         .command(ETL)
         .args([

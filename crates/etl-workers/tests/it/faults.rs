@@ -11,18 +11,6 @@ use crate::support::*;
 
 const ETL: &str = env!("CARGO_BIN_EXE_etl");
 
-fn csv_rows(rows: u64) -> String {
-    let mut body = String::with_capacity(rows as usize * 32);
-    for i in 1..=rows {
-        body.push_str(&format!(
-            "{i},{:016x},{}\n",
-            i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            i % 1000
-        ));
-    }
-    body
-}
-
 fn etl_via(t: &TestContext, proxy: &FaultProxy, key: &str, extra: &[&str]) -> std::process::Output {
     let mut command = t.command(ETL);
     command.env("AWS_ENDPOINT_URL", proxy.endpoint());

@@ -153,6 +153,19 @@ impl TestContext {
     }
 }
 
+/// `rows` headerless `no,name,score` rows with distinct names (1-based `no`).
+pub fn csv_rows(rows: u64) -> String {
+    let mut body = String::with_capacity(rows as usize * 32);
+    for i in 1..=rows {
+        body.push_str(&format!(
+            "{i},{:016x},{}\n",
+            i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            i % 1000
+        ));
+    }
+    body
+}
+
 pub fn testdata(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata")
