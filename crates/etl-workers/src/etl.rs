@@ -113,62 +113,20 @@ pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
         return convert_local(input, args.output.as_deref(), &options, args.dry_run);
     }
 
-    let jobs = if let Some(event) = &args.event {
-        let bytes = payload::read_payload(event)?;
-        let notification = etl_event::parse_notification(&bytes, args.key_encoding)?;
-        if let Some(reason) = &notification.nothing_to_do {
-            tracing::info!(reason = %reason, "nothing to do");
-        }
-        for skipped in &notification.skipped {
-            tracing::info!(
-                bucket = skipped.bucket.as_deref().unwrap_or(""),
-                key = skipped.key.as_deref().unwrap_or(""),
-                reason = %skipped.reason,
-                "record skipped"
-            );
-        }
-        notification
-            .objects
-            .into_iter()
-            .map(|o| job_for(&args, &options, o.bucket, o.key, o.etag))
-            .collect::<Result<Vec<_>, _>>()?
-    } else if let (Some(bucket), Some(key)) = (&args.bucket, &args.key) {
-        vec![job_for(&args, &options, bucket.clone(), key.clone(), None)?]
-    } else if let (Some(_), Some(_)) = (&args.bucket, &args.prefix) {
-        Vec::new()
+    let (client, jobs) = if let (Some(bucket), Some(prefix)) = (&args.bucket, &args.prefix) {
+        let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+        let jobs = sweep_jobs(&client, &args, &options, bucket, prefix).await?;
+        (Some(client), jobs)
     } else {
-        return Err(UsageError(
-            "nothing to convert: give --bucket with --key or --prefix, --event, or --input (see --help)".into(),
-        )
-        .into());
+        (None, named_jobs(&args, &options)?)
     };
-
-    if args.dry_run && args.prefix.is_none() {
+    if args.dry_run {
         print_jobs(&jobs, None)?;
         return Ok(ExitStatus::Success);
     }
-
-    let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
-    let jobs = match (&args.bucket, &args.prefix) {
-        (Some(bucket), Some(prefix)) if args.event.is_none() => {
-            let listed = etl_s3::list_objects(&client, bucket, prefix).await?;
-            let jobs = listed
-                .into_iter()
-                .filter(|o| is_csv_input(&o.key, args.output_key.is_some()))
-                .map(|o| {
-                    // Some servers (s3s-fs) list without ETags: then the source is HEADed.
-                    let etag = Some(o.etag).filter(|e| !e.is_empty());
-                    job_for(&args, &options, bucket.clone(), o.key, etag)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            tracing::info!(bucket = %bucket, prefix = %prefix, objects = jobs.len(), "listed CSV inputs");
-            if args.dry_run {
-                print_jobs(&jobs, None)?;
-                return Ok(ExitStatus::Success);
-            }
-            jobs
-        }
-        _ => jobs,
+    let client = match client {
+        Some(client) => client,
+        None => etl_s3::build_client(&etl_s3::ClientSettings::default()).await,
     };
 
     if args.plan {
@@ -189,6 +147,66 @@ pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
     }
 
     convert_all(&client, jobs, &options, &args).await
+}
+
+/// The objects a notification or `--bucket/--key` names.
+fn named_jobs(args: &EtlArgs, options: &ConvertOptions) -> anyhow::Result<Vec<Job>> {
+    if let Some(event) = &args.event {
+        let bytes = payload::read_payload(event)?;
+        let notification = etl_event::parse_notification(&bytes, args.key_encoding)?;
+        if let Some(reason) = &notification.nothing_to_do {
+            tracing::info!(reason = %reason, "nothing to do");
+        }
+        for skipped in &notification.skipped {
+            tracing::info!(
+                bucket = skipped.bucket.as_deref().unwrap_or(""),
+                key = skipped.key.as_deref().unwrap_or(""),
+                reason = %skipped.reason,
+                "record skipped"
+            );
+        }
+        let jobs = notification
+            .objects
+            .into_iter()
+            .map(|o| job_for(args, options, o.bucket, o.key, o.etag))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(jobs);
+    }
+    if let (Some(bucket), Some(key)) = (&args.bucket, &args.key) {
+        return Ok(vec![job_for(
+            args,
+            options,
+            bucket.clone(),
+            key.clone(),
+            None,
+        )?]);
+    }
+    Err(UsageError(
+        "nothing to convert: give --bucket with --key or --prefix, --event, or --input (see --help)".into(),
+    )
+    .into())
+}
+
+/// Every CSV object under a prefix (a sweep).
+async fn sweep_jobs(
+    client: &etl_s3::Client,
+    args: &EtlArgs,
+    options: &ConvertOptions,
+    bucket: &str,
+    prefix: &str,
+) -> anyhow::Result<Vec<Job>> {
+    let listed = etl_s3::list_objects(client, bucket, prefix).await?;
+    let jobs = listed
+        .into_iter()
+        .filter(|o| is_csv_input(&o.key, args.output_key.is_some()))
+        .map(|o| {
+            // Some servers (s3s-fs) list without ETags: then the source is HEADed.
+            let etag = Some(o.etag).filter(|e| !e.is_empty());
+            job_for(args, options, bucket.to_owned(), o.key, etag)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::info!(bucket, prefix, objects = jobs.len(), "listed CSV inputs");
+    Ok(jobs)
 }
 
 fn job_for(
