@@ -4,11 +4,13 @@
 
 mod error;
 mod report;
+mod row;
 mod sparse;
 mod winner;
 
 pub use error::{Error, Result};
 pub use report::{AggReport, fingerprint, format_series};
+pub use row::{RowReader, Step};
 pub use sparse::{FooterParse, SparseFile, parse_footer};
 pub use winner::{
     Candidate, Value, column_chunk_ranges, column_max, read_row, resolve_column, row_group_of,

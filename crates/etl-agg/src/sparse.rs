@@ -47,6 +47,11 @@ impl SparseFile {
         self.find(start, end).is_some()
     }
 
+    /// The bytes `start..end`, if already fetched.
+    pub fn get(&self, start: u64, end: u64) -> Option<Bytes> {
+        self.find(start, end)
+    }
+
     fn find(&self, start: u64, end: u64) -> Option<Bytes> {
         self.ranges.iter().find_map(|(offset, data)| {
             let stop = offset + data.len() as u64;

@@ -208,7 +208,6 @@ pub fn read_row(
         .with_batch_size(64 * 1024)
         .build()
         .map_err(|e| corrupt(e.to_string()))?;
-    let options = FormatOptions::default().with_null("NaN");
     for batch in reader {
         let batch = batch.map_err(|e| corrupt(e.to_string()))?;
         let rows = batch.num_rows() as u64;
@@ -216,17 +215,27 @@ pub fn read_row(
             skip -= rows;
             continue;
         }
-        let schema = batch.schema();
-        let mut values = Vec::with_capacity(batch.num_columns());
-        for (field, array) in schema.fields().iter().zip(batch.columns()) {
-            let formatter = ArrayFormatter::try_new(array.as_ref(), &options)
-                .map_err(|e| corrupt(e.to_string()))?;
-            values.push((
-                field.name().clone(),
-                formatter.value(skip as usize).to_string(),
-            ));
-        }
-        return Ok(values);
+        return format_row(file.key(), &batch, skip as usize);
     }
     Err(corrupt(format!("row {row} is beyond the end of the file")))
+}
+
+/// Row `index` of `batch`, formatted, with its column names (nulls as pandas prints them).
+pub(crate) fn format_row(
+    key: &str,
+    batch: &arrow_array::RecordBatch,
+    index: usize,
+) -> Result<Vec<(String, String)>> {
+    let options = FormatOptions::default().with_null("NaN");
+    let schema = batch.schema();
+    let mut values = Vec::with_capacity(batch.num_columns());
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        let formatter =
+            ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| Error::Corrupt {
+                key: key.to_owned(),
+                reason: e.to_string(),
+            })?;
+        values.push((field.name().clone(), formatter.value(index).to_string()));
+    }
+    Ok(values)
 }

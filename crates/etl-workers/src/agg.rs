@@ -100,8 +100,9 @@ enum FolderOutcome {
     Superseded,
 }
 
-/// Suffix fetched first: the footer of a small file, or the whole file.
-const FOOTER_GUESS: u64 = 64 * 1024;
+/// Suffix fetched first: the footer of most files (a larger footer costs one more request),
+/// or the whole of a small file.
+const FOOTER_GUESS: u64 = 16 * 1024;
 /// Rounds of list → read → re-list before giving up to a newer run.
 const MAX_ROUNDS: usize = 3;
 
@@ -423,12 +424,21 @@ async fn compute(
         .into());
     };
     let (file, metadata) = &mut files[winner];
-    let (row_group, _) = etl_agg::row_group_of(metadata, candidate.row)
-        .with_context(|| format!("{}: row {} is out of range", file.key(), candidate.row))?;
-    for range in etl_agg::row_group_ranges(metadata, row_group) {
-        fetch_into(client, bucket, file, range).await?;
-    }
-    let row = etl_agg::read_row(file, metadata, candidate.row)?;
+    // Only the pages holding the row (the offset index says which), not its row group.
+    let mut reader = etl_agg::RowReader::try_new(file.key(), file.size(), metadata, candidate.row)?;
+    let row = loop {
+        match reader.step()? {
+            etl_agg::Step::Fetch(ranges) => {
+                let mut data = Vec::with_capacity(ranges.len());
+                for range in &ranges {
+                    fetch_into(client, bucket, file, range.clone()).await?;
+                    data.push(file.get(range.start, range.end).unwrap_or_default());
+                }
+                reader.push(ranges, data)?;
+            }
+            etl_agg::Step::Row(row) => break row,
+        }
+    };
     Ok(AggReport {
         column: column.to_owned(),
         source_key: file.key().to_owned(),

@@ -289,8 +289,8 @@ fn ranged_bytes(t: &TestContext) -> u64 {
         .sum()
 }
 
-/// What agg reads: footers, the score column of every file, and the winner's row group;
-/// with 8 files that is well under half the data.
+/// What agg reads: footers, the score column of every file, and the pages holding the
+/// winning row; with 8 files that is a small fraction of the data.
 #[test]
 fn reads_the_score_column_not_the_files() {
     let t = TestContext::new();
@@ -326,8 +326,8 @@ fn reads_the_score_column_not_the_files() {
     assert_exit(&out, 0);
     let read = ranged_bytes(&t);
     assert!(
-        read * 3 < total,
-        "agg read {read} of {total} bytes: more than a third of the data"
+        read * 100 < total * 15,
+        "agg read {read} of {total} bytes: more than 15% of the data"
     );
     let report: serde_json::Value =
         serde_json::from_slice(&t.get("output/big/agg.json").unwrap()).unwrap();
