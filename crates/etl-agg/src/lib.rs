@@ -1,5 +1,5 @@
 //! Max-by-column aggregation over Parquet files read sparsely: the footer, one column's
-//! chunks, and the row group of the winner. Pure: callers fetch the byte ranges this
+//! chunks, and the pages holding the winning row. Pure: callers fetch the byte ranges this
 //! crate asks for (from S3 with range requests) and hand them back as a [`SparseFile`].
 
 mod error;
@@ -12,7 +12,4 @@ pub use error::{Error, Result};
 pub use report::{AggReport, fingerprint, format_series};
 pub use row::{RowReader, Step};
 pub use sparse::{FooterParse, SparseFile, parse_footer};
-pub use winner::{
-    Candidate, Value, column_chunk_ranges, column_max, read_row, resolve_column, row_group_of,
-    row_group_ranges,
-};
+pub use winner::{Candidate, Value, column_chunk_ranges, column_max, resolve_column};

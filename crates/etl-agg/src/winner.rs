@@ -62,31 +62,6 @@ pub fn column_chunk_ranges(metadata: &ParquetMetaData, column: usize) -> Vec<Ran
         .collect()
 }
 
-/// Byte ranges of every column of row group `row_group`.
-pub fn row_group_ranges(metadata: &ParquetMetaData, row_group: usize) -> Vec<Range<u64>> {
-    metadata.row_groups()[row_group]
-        .columns()
-        .iter()
-        .map(|c| {
-            let (start, length) = c.byte_range();
-            start..start + length
-        })
-        .collect()
-}
-
-/// The row group holding file row `row`, and the row's offset inside it.
-pub fn row_group_of(metadata: &ParquetMetaData, row: u64) -> Option<(usize, u64)> {
-    let mut first = 0u64;
-    for (index, rg) in metadata.row_groups().iter().enumerate() {
-        let rows = rg.num_rows().max(0) as u64;
-        if row < first + rows {
-            return Some((index, row - first));
-        }
-        first += rows;
-    }
-    None
-}
-
 /// Index of the leaf column named `name`, or an error listing the columns.
 fn column_index(file: &SparseFile, metadata: &ParquetMetaData, name: &str) -> Result<usize> {
     let schema = metadata.file_metadata().schema_descr();
@@ -188,36 +163,6 @@ pub fn column_max(
         offset += batch.num_rows() as u64;
     }
     Ok(best)
-}
-
-/// The values of file row `row`, formatted, with their column names. Reads the row
-/// group holding it (all columns).
-pub fn read_row(
-    file: &SparseFile,
-    metadata: &Arc<ParquetMetaData>,
-    row: u64,
-) -> Result<Vec<(String, String)>> {
-    let corrupt = |reason: String| Error::Corrupt {
-        key: file.key().to_owned(),
-        reason,
-    };
-    let (row_group, mut skip) = row_group_of(metadata, row)
-        .ok_or_else(|| corrupt(format!("row {row} is beyond the end of the file")))?;
-    let reader = builder(file, metadata)?
-        .with_row_groups(vec![row_group])
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| corrupt(e.to_string()))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
-        let rows = batch.num_rows() as u64;
-        if skip >= rows {
-            skip -= rows;
-            continue;
-        }
-        return format_row(file.key(), &batch, skip as usize);
-    }
-    Err(corrupt(format!("row {row} is beyond the end of the file")))
 }
 
 /// Row `index` of `batch`, formatted, with its column names (nulls as pandas prints them).

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use etl_agg::{
-    FooterParse, SparseFile, Value, column_chunk_ranges, column_max, parse_footer, read_row,
-    resolve_column, row_group_of, row_group_ranges,
+    FooterParse, RowReader, SparseFile, Step, Value, column_chunk_ranges, column_max, parse_footer,
+    resolve_column,
 };
 
 fn parquet(csv: &str, row_group_rows: usize) -> Bytes {
@@ -57,14 +57,20 @@ fn max_and_row_across_row_groups_with_first_maximum_winning() {
     let best = column_max(&file, &metadata, "score").unwrap().unwrap();
     assert_eq!(best.value, Value::Int(100));
     assert_eq!(best.row, 1);
-    let (row_group, _) = row_group_of(&metadata, best.row).unwrap();
-    for range in row_group_ranges(&metadata, row_group) {
-        file.insert(
-            range.start,
-            bytes.slice(range.start as usize..range.end as usize),
-        );
-    }
-    let row = read_row(&file, &metadata, best.row).unwrap();
+    // The winning row: only the pages the offset index points at.
+    let mut reader = RowReader::try_new(file.key(), file.size(), &metadata, best.row).unwrap();
+    let row = loop {
+        match reader.step().unwrap() {
+            Step::Fetch(ranges) => {
+                let data = ranges
+                    .iter()
+                    .map(|r| bytes.slice(r.start as usize..r.end as usize))
+                    .collect();
+                reader.push(ranges, data).unwrap();
+            }
+            Step::Row(row) => break row,
+        }
+    };
     assert_eq!(
         row,
         [
