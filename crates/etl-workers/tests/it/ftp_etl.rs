@@ -1,14 +1,13 @@
 //! `ftp-etl` and the whole FTP flow: file on FTP → `ftp-watch` event → `ftp-etl` →
 //! Parquet in the S3 test server (in-process FTP server; vsftpd when available).
 
-use std::path::PathBuf;
 use std::process::Output;
 
 use arrow_array::{Array, Int64Array};
 use base64::Engine as _;
 use etl_test_support::ftp::FtpServer;
 
-use crate::ftp_watch::{DEADLINE, Watcher, config, write};
+use crate::ftp_watch::{DEADLINE, Vsftpd, Watcher, config, write};
 use crate::support::*;
 
 const FTP_ETL: &str = env!("CARGO_BIN_EXE_ftp-etl");
@@ -150,38 +149,16 @@ fn bad_csv_on_ftp_exits_2_with_line_and_no_output() {
 /// and `ETL_VSFTPD_PORT`.
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_ftp_flow_against_vsftpd() {
-    let Some(port) = std::env::var("ETL_VSFTPD_PORT")
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
+    let Some(Vsftpd {
+        port,
+        user,
+        password,
+        run,
+        ..
+    }) = Vsftpd::from_env("seed")
     else {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!(
-                "skipped: set ETL_VSFTPD_PORT (see scripts/vsftpd-start.sh) to run against vsftpd"
-            );
-        }
         return;
     };
-    let root = PathBuf::from(
-        std::env::var("ETL_VSFTPD_ROOT").unwrap_or_else(|_| "/srv/etlftp".to_owned()),
-    );
-    let user = std::env::var("FTP_USER").unwrap_or_else(|_| "etlftp".to_owned());
-    let password = std::env::var("FTP_PASSWD").unwrap_or_else(|_| "etlftp-pass".to_owned());
-    let run = format!(
-        "seed-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    std::fs::create_dir_all(root.join(&run)).unwrap();
-    // The FTP user uploads into it.
-    std::fs::set_permissions(
-        root.join(&run),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
 
     let t = TestContext::new();
     let watcher = Watcher::start(&user, &password);

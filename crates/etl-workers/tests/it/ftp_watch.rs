@@ -363,38 +363,74 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
     );
 }
 
+/// A vsftpd started by `scripts/vsftpd-start.sh`, and a fresh folder in it for one test
+/// (writable by the FTP user).
+pub(crate) struct Vsftpd {
+    pub(crate) port: u16,
+    pub(crate) user: String,
+    pub(crate) password: String,
+    /// The folder's name under the FTP root.
+    pub(crate) run: String,
+    /// The folder on disk.
+    pub(crate) dir: PathBuf,
+}
+
+impl Vsftpd {
+    /// `None` (with a note) unless `ETL_VSFTPD_PORT` is set; `ETL_VSFTPD_ROOT`, `FTP_USER`
+    /// and `FTP_PASSWD` override the script's defaults.
+    pub(crate) fn from_env(label: &str) -> Option<Vsftpd> {
+        let Some(port) = std::env::var("ETL_VSFTPD_PORT")
+            .ok()
+            .and_then(|p| p.parse::<u16>().ok())
+        else {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "skipped: set ETL_VSFTPD_PORT (see scripts/vsftpd-start.sh) to run against vsftpd"
+                );
+            }
+            return None;
+        };
+        let root = PathBuf::from(
+            std::env::var("ETL_VSFTPD_ROOT").unwrap_or_else(|_| "/srv/etlftp".to_owned()),
+        );
+        let run = format!(
+            "{label}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        );
+        let dir = root.join(&run);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        Some(Vsftpd {
+            port,
+            user: std::env::var("FTP_USER").unwrap_or_else(|_| "etlftp".to_owned()),
+            password: std::env::var("FTP_PASSWD").unwrap_or_else(|_| "etlftp-pass".to_owned()),
+            run,
+            dir,
+        })
+    }
+}
+
 /// The same new/mod flow against vsftpd (no MLSD: LIST + MDTM). Start it with
 /// `scripts/vsftpd-start.sh`, then set `ETL_VSFTPD_PORT` (and `ETL_VSFTPD_ROOT`,
 /// `FTP_USER`, `FTP_PASSWD` when not the script's defaults).
 #[tokio::test]
 async fn ftp_watch_against_vsftpd() {
-    let Some(port) = std::env::var("ETL_VSFTPD_PORT")
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
+    let Some(Vsftpd {
+        port,
+        user,
+        password,
+        run,
+        dir,
+    }) = Vsftpd::from_env("it")
     else {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!(
-                "skipped: set ETL_VSFTPD_PORT (see scripts/vsftpd-start.sh) to run against vsftpd"
-            );
-        }
         return;
     };
-    let root = PathBuf::from(
-        std::env::var("ETL_VSFTPD_ROOT").unwrap_or_else(|_| "/srv/etlftp".to_owned()),
-    );
-    let user = std::env::var("FTP_USER").unwrap_or_else(|_| "etlftp".to_owned());
-    let password = std::env::var("FTP_PASSWD").unwrap_or_else(|_| "etlftp-pass".to_owned());
-    let run = format!(
-        "it-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let dir = root.join(&run);
-    std::fs::create_dir_all(&dir).unwrap();
     write(&dir, "before.csv", b"0\n");
 
     let watcher = Watcher::start(&user, &password);
