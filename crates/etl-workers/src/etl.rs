@@ -262,18 +262,58 @@ fn print_jobs(jobs: &[Job], sizes: Option<&[u64]>) -> anyhow::Result<()> {
 }
 
 /// Pod resources for a conversion: memory stays flat whatever the size (streaming), so
-/// only CPU grows with the file.
+/// only CPU grows with the file. Both requests and limits of both cpu and memory are
+/// given: Argo merges this (`podSpecPatch`, a strategic merge) key by key onto the
+/// template's container, so a key left out keeps the template's value and could end
+/// below the request (the API server refuses such a pod).
 pub fn suggested_resources(size: u64) -> serde_json::Value {
     const MIB: u64 = 1024 * 1024;
-    let (cpu, memory, limit) = match size {
-        s if s < 64 * MIB => ("250m", "64Mi", "256Mi"),
-        s if s < 1024 * MIB => ("1", "128Mi", "512Mi"),
-        _ => ("2", "256Mi", "1Gi"),
+    let (cpu, cpu_limit, memory, memory_limit) = match size {
+        s if s < 64 * MIB => ("250m", "1", "64Mi", "256Mi"),
+        s if s < 1024 * MIB => ("1", "2", "128Mi", "512Mi"),
+        _ => ("2", "4", "256Mi", "1Gi"),
     };
     json!({
         "requests": {"cpu": cpu, "memory": memory},
-        "limits": {"memory": limit},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit},
     })
+}
+
+#[cfg(test)]
+mod suggested_resources_tests {
+    use super::suggested_resources;
+
+    /// Millicores or bytes of the quantities the tiers use ("250m", "2", "64Mi", "1Gi").
+    fn quantity(text: &str) -> u64 {
+        let (number, scale) = if let Some(n) = text.strip_suffix('m') {
+            (n, 1)
+        } else if let Some(n) = text.strip_suffix("Mi") {
+            (n, 1 << 20)
+        } else if let Some(n) = text.strip_suffix("Gi") {
+            (n, 1 << 30)
+        } else {
+            (text, 1000)
+        };
+        number.parse::<u64>().expect("a quantity") * scale
+    }
+
+    #[test]
+    fn every_tier_sets_requests_at_most_limits_for_cpu_and_memory() {
+        const MIB: u64 = 1024 * 1024;
+        for size in [0, 64 * MIB - 1, 64 * MIB, 1024 * MIB - 1, 1024 * MIB, 1 << 40] {
+            let r = suggested_resources(size);
+            for key in ["cpu", "memory"] {
+                let request = r["requests"][key].as_str().expect("a request");
+                let limit = r["limits"][key].as_str().expect("a limit");
+                assert!(
+                    quantity(request) <= quantity(limit),
+                    "size {size}: {key} request {request} above limit {limit}"
+                );
+            }
+        }
+        assert_eq!(suggested_resources(2 << 30)["requests"]["cpu"], "2");
+        assert_eq!(suggested_resources(0)["requests"]["cpu"], "250m");
+    }
 }
 
 async fn convert_all(
