@@ -24,6 +24,11 @@ below, defaults otherwise):
    stderr ("error: unexpected argument", "error: invalid value", "Usage:"),
    fail the test: the manifest and the binary disagree about the command line.
    For a loop, the first and the last item are run.
+3. Every `etl-notify` container (the exit handlers, in every WorkflowTemplate
+   and CronWorkflow) : when BIN_DIR holds `etl-notify`, its `--help` must
+   exit 0 and name each env var the manifest sets (`[env: NAME`): the binary
+   reads what the manifest passes. Without the binary this part is skipped
+   with a message.
 
 Usage:
   scripts/template-contract.py BIN_DIR        e.g. target/debug
@@ -250,6 +255,39 @@ def run_binary(bin_dir, container, line, configmaps):
         return cmd, proc
 
 
+def notify_containers(docs):
+    for _, d in docs:
+        if d["kind"] not in ("WorkflowTemplate", "CronWorkflow"):
+            continue
+        spec = d["spec"].get("workflowSpec", d["spec"])
+        for t in spec.get("templates") or []:
+            c = t.get("container") or {}
+            if (c.get("command") or [None])[0] == "etl-notify":
+                yield f"{d['kind']}/{d['metadata']['name']}/{t['name']}", c
+
+
+def check_notify(bin_dir, docs):
+    """(checked, failures) of the etl-notify containers against `etl-notify --help`."""
+    found = list(notify_containers(docs))
+    exe = bin_dir / "etl-notify" if bin_dir is not None else None
+    if exe is None or not exe.is_file():
+        where = "no binary folder" if bin_dir is None else f"{bin_dir}/etl-notify not built"
+        print(f"skip {len(found)} etl-notify container(s): {where}")
+        return 0, 0
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=30,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    failures = 0
+    for label, c in found:
+        names = [e["name"] for e in c.get("env") or []]
+        missing = [n for n in names if f"[env: {n}" not in proc.stdout]
+        if proc.returncode != 0 or missing:
+            failures += 1
+            print(f"FAIL {label}: etl-notify --help exit {proc.returncode}; env not read by the binary: {missing}")
+        else:
+            print(f"ok   {label}: etl-notify reads {', '.join(names)}")
+    return len(found), failures
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
@@ -318,6 +356,9 @@ def main(argv):
             else:
                 why = "no I/O needed" if proc.returncode == 0 else "arguments accepted, S3 unreachable as intended"
                 print(f"ok   {label}/{tname} (exit {proc.returncode}: {why})\n     {shown}")
+    notified, notify_failures = check_notify(bin_dir, docs)
+    checked += notified
+    failures += notify_failures
     mode = "command lines resolved" if self_test else "command lines run"
     print(f"template-contract: {checked} {mode}, {failures} failed")
     return 1 if failures else 0
