@@ -2,17 +2,19 @@
 .PHONY: demo test lint manifests bench image image-binaries fuzz deploy clean
 
 CARGO ?= cargo
+# Where cargo puts binaries, whatever CARGO_TARGET_DIR or .cargo/config says.
+TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
 ## demo: the whole pipeline locally: an S3-compatible server on 127.0.0.1, the seed's files, etl, agg
 demo:
-	$(CARGO) build --bins -p etl-workers -p etl-demo
-	target/debug/etl-demo testdata
+	$(CARGO) build --quiet --bins -p etl-workers
+	$(CARGO) run --quiet -p etl-demo -- testdata
 
 ## test: every test: unit, integration (real S3 and FTP servers in-process), manifests and their contract
 test:
 	$(CARGO) test --workspace
-	# cargo test built the binaries (target/debug) for the integration tests: reuse them.
-	scripts/check-manifests.sh target/debug
+	# cargo test built the binaries for the integration tests: reuse them.
+	scripts/check-manifests.sh "$(TARGET_DIR)/debug"
 
 ## lint: formatting and clippy, warnings are errors
 lint:
@@ -22,7 +24,7 @@ lint:
 ## manifests: schema check of workflows/ and the Sensor -> command line contract
 manifests:
 	$(CARGO) build --bins -p etl-workers
-	scripts/check-manifests.sh target/debug
+	scripts/check-manifests.sh "$(TARGET_DIR)/debug"
 
 ## bench: speed and memory against pyarrow, polars, duckdb, pandas (writes BENCHMARKS.md)
 bench:
@@ -34,13 +36,13 @@ image-binaries:
 
 ## image: the container image (needs a Docker engine)
 image:
-	docker build -f docker/Dockerfile -t $${IMAGE:-ghcr.io/etlproj/etl:latest} .
+	docker build -f docker/Dockerfile -t $${IMAGE:-ghcr.io/etlproj/etl:dev} .
 
 ## fuzz: the notification parser under cargo-fuzz (FUZZ_SECONDS, default 60)
 fuzz:
 	scripts/fuzz-event.sh
 
-## deploy: apply workflows/ to the current kubectl context (see docs/deploy.md)
+## deploy: apply workflows/ (= workflows/overlays/ftp: MinIO + FTP, development) to the current kubectl context (see docs/deploy.md)
 deploy:
 	kubectl apply -k workflows/
 
