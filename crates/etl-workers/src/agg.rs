@@ -45,7 +45,7 @@ Exit codes: 0 done, up to date, superseded or nothing to do; 1 transient failure
 
 /// The row with the highest value of a column across a folder's Parquet files.
 #[derive(Debug, Parser)]
-#[command(name = "agg", version, about, after_help = EXAMPLES)]
+#[command(name = "agg", version, about = "Find the row with the highest value of a column in a folder of Parquet files.", after_help = EXAMPLES)]
 pub struct AggArgs {
     /// Bucket of the folder.
     #[arg(long, env = env_vars::ETL_BUCKET)]

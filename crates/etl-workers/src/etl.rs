@@ -44,7 +44,7 @@ Exit codes: 0 done or nothing to do; 1 transient failure (retrying may help);
 
 /// Convert CSV objects or files to Parquet, JSON Lines or CSV.
 #[derive(Debug, Parser)]
-#[command(name = "etl", version, about, after_help = EXAMPLES)]
+#[command(name = "etl", version, about = "Convert CSV objects or local files to Parquet, JSON Lines or CSV.", after_help = EXAMPLES)]
 pub struct EtlArgs {
     /// Bucket of the input object (with --key) or objects (with --prefix).
     #[arg(long, env = env_vars::ETL_BUCKET)]
@@ -300,7 +300,14 @@ mod suggested_resources_tests {
     #[test]
     fn every_tier_sets_requests_at_most_limits_for_cpu_and_memory() {
         const MIB: u64 = 1024 * 1024;
-        for size in [0, 64 * MIB - 1, 64 * MIB, 1024 * MIB - 1, 1024 * MIB, 1 << 40] {
+        for size in [
+            0,
+            64 * MIB - 1,
+            64 * MIB,
+            1024 * MIB - 1,
+            1024 * MIB,
+            1 << 40,
+        ] {
             let r = suggested_resources(size);
             for key in ["cpu", "memory"] {
                 let request = r["requests"][key].as_str().expect("a request");

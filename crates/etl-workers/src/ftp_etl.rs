@@ -37,7 +37,7 @@ cut); 2 invalid usage, payload or data, or a file the server does not have.";
 
 /// Download a CSV from FTP, convert it, upload it to S3.
 #[derive(Debug, Parser)]
-#[command(name = "ftp-etl", version, about, after_help = EXAMPLES)]
+#[command(name = "ftp-etl", version, about = "Download the CSV file an FTP event names, convert it and upload the result to S3.", after_help = EXAMPLES)]
 pub struct FtpEtlArgs {
     /// The event payload: base64 of {name,sz,dt}, that JSON, or Argo's event data; @FILE or - too.
     #[arg(long, conflicts_with = "path")]

@@ -4,7 +4,11 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use clap::ValueEnum;
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterFn, filter_fn};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,22 +33,31 @@ pub fn init(format: Option<LogFormat>) {
     } else {
         LogFormat::Json
     });
-    // The SDK's own crates are chatty at info; our crates speak at info by default.
     let _ = CHOSEN.set(format);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn")
-    });
-    // suppaftp traces every control command, `PASS <password>` included: never below debug.
-    let filter = match "suppaftp=debug".parse() {
-        Ok(cap) => filter.add_directive(cap),
-        Err(_) => filter,
-    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.finish().with(no_ftp_trace()).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(no_ftp_trace())
+            .try_init(),
     };
+}
+
+/// Without `RUST_LOG`: our crates at info, the dependencies (SDK, HTTP, gRPC, FTP) at warn.
+/// A directive's target covers every target it prefixes (`aws` covers `aws_config`, …).
+const DEFAULT_FILTER: &str =
+    "info,aws=warn,hyper=warn,h2=warn,tonic=warn,tower=warn,rustls=warn,reqwest=warn,suppaftp=warn";
+
+/// suppaftp traces every control command, `PASS <password>` included: its trace lines are
+/// dropped whatever `RUST_LOG` says.
+fn no_ftp_trace() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    filter_fn(|meta| !(meta.target().starts_with("suppaftp") && *meta.level() == Level::TRACE))
 }
