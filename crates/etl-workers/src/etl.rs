@@ -279,50 +279,6 @@ pub fn suggested_resources(size: u64) -> serde_json::Value {
     })
 }
 
-#[cfg(test)]
-mod suggested_resources_tests {
-    use super::suggested_resources;
-
-    /// Millicores or bytes of the quantities the tiers use ("250m", "2", "64Mi", "1Gi").
-    fn quantity(text: &str) -> u64 {
-        let (number, scale) = if let Some(n) = text.strip_suffix('m') {
-            (n, 1)
-        } else if let Some(n) = text.strip_suffix("Mi") {
-            (n, 1 << 20)
-        } else if let Some(n) = text.strip_suffix("Gi") {
-            (n, 1 << 30)
-        } else {
-            (text, 1000)
-        };
-        number.parse::<u64>().expect("a quantity") * scale
-    }
-
-    #[test]
-    fn every_tier_sets_requests_at_most_limits_for_cpu_and_memory() {
-        const MIB: u64 = 1024 * 1024;
-        for size in [
-            0,
-            64 * MIB - 1,
-            64 * MIB,
-            1024 * MIB - 1,
-            1024 * MIB,
-            1 << 40,
-        ] {
-            let r = suggested_resources(size);
-            for key in ["cpu", "memory"] {
-                let request = r["requests"][key].as_str().expect("a request");
-                let limit = r["limits"][key].as_str().expect("a limit");
-                assert!(
-                    quantity(request) <= quantity(limit),
-                    "size {size}: {key} request {request} above limit {limit}"
-                );
-            }
-        }
-        assert_eq!(suggested_resources(2 << 30)["requests"]["cpu"], "2");
-        assert_eq!(suggested_resources(0)["requests"]["cpu"], "250m");
-    }
-}
-
 async fn convert_all(
     client: &etl_s3::Client,
     jobs: Vec<Job>,
@@ -606,4 +562,48 @@ fn write_quarantine(beside: &Path, rows: &[u8]) -> anyhow::Result<()> {
     }
     let name = pipeline::quarantine_key(&beside.to_string_lossy());
     std::fs::write(&name, rows).with_context(|| format!("writing {name}"))
+}
+
+#[cfg(test)]
+mod suggested_resources_tests {
+    use super::suggested_resources;
+
+    /// Millicores or bytes of the quantities the tiers use ("250m", "2", "64Mi", "1Gi").
+    fn quantity(text: &str) -> u64 {
+        let (number, scale) = if let Some(n) = text.strip_suffix('m') {
+            (n, 1)
+        } else if let Some(n) = text.strip_suffix("Mi") {
+            (n, 1 << 20)
+        } else if let Some(n) = text.strip_suffix("Gi") {
+            (n, 1 << 30)
+        } else {
+            (text, 1000)
+        };
+        number.parse::<u64>().expect("a quantity") * scale
+    }
+
+    #[test]
+    fn every_tier_sets_requests_at_most_limits_for_cpu_and_memory() {
+        const MIB: u64 = 1024 * 1024;
+        for size in [
+            0,
+            64 * MIB - 1,
+            64 * MIB,
+            1024 * MIB - 1,
+            1024 * MIB,
+            1 << 40,
+        ] {
+            let r = suggested_resources(size);
+            for key in ["cpu", "memory"] {
+                let request = r["requests"][key].as_str().expect("a request");
+                let limit = r["limits"][key].as_str().expect("a limit");
+                assert!(
+                    quantity(request) <= quantity(limit),
+                    "size {size}: {key} request {request} above limit {limit}"
+                );
+            }
+        }
+        assert_eq!(suggested_resources(2 << 30)["requests"]["cpu"], "2");
+        assert_eq!(suggested_resources(0)["requests"]["cpu"], "250m");
+    }
 }

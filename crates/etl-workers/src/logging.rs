@@ -61,3 +61,19 @@ const DEFAULT_FILTER: &str =
 fn no_ftp_trace() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
     filter_fn(|meta| !(meta.target().starts_with("suppaftp") && *meta.level() == Level::TRACE))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DEFAULT_FILTER;
+    use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::EnvFilter;
+
+    #[test]
+    fn default_filter_parses_and_stops_at_info() {
+        let filter = EnvFilter::try_new(DEFAULT_FILTER).expect("every directive parses");
+        assert_eq!(filter.max_level_hint(), Some(LevelFilter::INFO));
+        for dependency in ["aws", "hyper", "h2", "tonic", "suppaftp"] {
+            assert!(DEFAULT_FILTER.contains(&format!(",{dependency}=warn")));
+        }
+    }
+}
