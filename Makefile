@@ -1,5 +1,5 @@
 # Every target works on a fresh machine with the Rust toolchain and python3.
-.PHONY: demo test lint manifests bench image image-binaries fuzz deploy clean
+.PHONY: demo test lint realworld manifests bench image image-binaries fuzz deploy clean
 
 CARGO ?= cargo
 
@@ -13,6 +13,12 @@ test:
 	$(CARGO) test --workspace
 	# cargo test built the binaries (target/debug) for the integration tests: reuse them.
 	scripts/check-manifests.sh target/debug
+	python3 scripts/check-realworld.py target/debug
+
+## realworld: testdata/realworld/ converted by etl and compared with pyarrow, column by column
+realworld:
+	$(CARGO) build --bins -p etl-workers
+	python3 scripts/check-realworld.py target/debug
 
 ## lint: formatting and clippy, warnings are errors
 lint:
