@@ -105,27 +105,36 @@ pub(crate) fn parse_chunk(
             line_number += 1;
             continue;
         }
-        let found = memchr::memchr_iter(delimiter, line).count() + 1;
-        if found != width {
-            return Err(Stop::Bad(Error::BadRecord {
-                line: line_number,
-                reason: format!("expected {width} fields, found {found}"),
-            }));
-        }
-        for (index, (column, field)) in columns
-            .iter_mut()
-            .zip(line.split(|b| *b == delimiter))
-            .enumerate()
-        {
+        let mut fields = line.split(|b| *b == delimiter);
+        for (index, column) in columns.iter_mut().enumerate() {
+            let Some(field) = fields.next() else {
+                return Err(ragged(line, delimiter, width, line_number));
+            };
             if column.push(field, layout.values).is_err() {
+                // A short or long record is bad input whatever its values.
+                if memchr::memchr_iter(delimiter, line).count() + 1 != width {
+                    return Err(ragged(line, delimiter, width, line_number));
+                }
                 return Err(widen_rest(rest, layout, line_number, index));
             }
+        }
+        if fields.next().is_some() {
+            return Err(ragged(line, delimiter, width, line_number));
         }
         rest = next;
         line_number += 1;
     }
     columns::batch(layout.schema, columns)
         .ok_or_else(|| Stop::Bad(Error::BadCsv("could not assemble a batch".into())))
+}
+
+/// A record of the wrong width: bad input.
+fn ragged(line: &[u8], delimiter: u8, width: usize, line_number: u64) -> Stop {
+    let found = memchr::memchr_iter(delimiter, line).count() + 1;
+    Stop::Bad(Error::BadRecord {
+        line: line_number,
+        reason: format!("expected {width} fields, found {found}"),
+    })
 }
 
 /// The misfit at `line`, with the columns widened over the lines from there on.

@@ -13,9 +13,13 @@ pub(crate) struct SampleRecord {
     pub(crate) quoted: Vec<bool>,
 }
 
-/// Frames `data` into records (RFC 4180 quoting; a quote opens a field only at its start).
-/// When `whole` is false the last, possibly cut, record is dropped; when it is true a
-/// quote left open is an error naming the line where it opened. Blank lines are skipped.
+/// Records framed for inference at most (memory stays small; more come from offsets).
+pub(crate) const MAX_SAMPLE_RECORDS: usize = 20_000;
+
+/// Frames `data` into records (RFC 4180 quoting; a quote opens a field only at its start),
+/// at most [`MAX_SAMPLE_RECORDS`] of a part of the input. When `whole` is false the last, possibly cut, record is
+/// dropped; when it is true a quote left open is an error naming the line where it opened.
+/// Blank lines are skipped.
 pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<SampleRecord>> {
     let mut records = Vec::new();
     let mut fields: Vec<Vec<u8>> = Vec::new();
@@ -65,6 +69,9 @@ pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<Sampl
                     fields: std::mem::take(&mut fields),
                     quoted: std::mem::take(&mut quoted),
                 });
+                if !whole && records.len() >= MAX_SAMPLE_RECORDS {
+                    return Ok(records);
+                }
             }
             fields.clear();
             quoted.clear();
