@@ -96,9 +96,16 @@ pub(crate) fn sniff(input: &mut impl Read, options: &ConvertOptions) -> Result<S
             let data = &records[usize::from(header)..];
             let mut kinds = infer::infer_kinds(data.iter(), width, &values);
             if let Some(extra) = &options.extra_sample {
-                let more = infer::frame(&extra.0, delimiter, false).unwrap_or_default();
-                let more = infer::infer_kinds(more.iter(), width, &values);
-                kinds = kinds.iter().zip(more).map(|(a, b)| a.merge(b)).collect();
+                // Piece by piece, so that few records are held at once.
+                let mut rest = &extra.0[..];
+                while !rest.is_empty() {
+                    let cut = rest.len().min(64 * 1024);
+                    let end = memchr::memrchr(b'\n', &rest[..cut]).map_or(rest.len(), |i| i + 1);
+                    let more = infer::frame(&rest[..end], delimiter, true).unwrap_or_default();
+                    let more = infer::infer_kinds(more.iter(), width, &values);
+                    kinds = kinds.iter().zip(more).map(|(a, b)| a.merge(b)).collect();
+                    rest = &rest[end..];
+                }
             }
             ColumnSchema {
                 columns: column_names(first, header, width, options)?
