@@ -339,14 +339,14 @@ fn types_also_come_from_chunks_further_into_a_file() {
     let extra =
         etl_convert::sample_offsets(&mut file, options.sample_bytes as u64, 8, 128 * 1024).unwrap();
     // Without the extra sample the float is past the first MiB: a widening.
-    let err = convert(&file, &mut Vec::new(), &options, &[]).unwrap_err();
+    let err = convert(&file, Vec::new(), &options, &[]).unwrap_err();
     assert!(matches!(err, Error::Widened(_)), "{err}");
     std::io::Seek::rewind(&mut file).unwrap();
     let options = ConvertOptions {
         extra_sample: Some(etl_convert::ExtraSample(std::sync::Arc::new(extra))),
         ..options
     };
-    let summary = convert(&file, &mut Vec::new(), &options, &[]).unwrap();
+    let summary = convert(&file, Vec::new(), &options, &[]).unwrap();
     assert_eq!(summary.columns[1].1, "Float64");
     assert_eq!(summary.rows, 260_000);
 }
