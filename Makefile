@@ -1,5 +1,5 @@
 # Every target works on a fresh machine with the Rust toolchain and python3.
-.PHONY: demo test lint manifests bench image image-binaries fuzz deploy clean
+.PHONY: demo test lint realworld manifests bench image image-binaries fuzz deploy clean
 
 CARGO ?= cargo
 # Where cargo puts binaries, whatever CARGO_TARGET_DIR or .cargo/config says.
@@ -15,6 +15,12 @@ test:
 	$(CARGO) test --workspace
 	# cargo test built the binaries for the integration tests: reuse them.
 	scripts/check-manifests.sh "$(TARGET_DIR)/debug"
+	python3 scripts/check-realworld.py "$(TARGET_DIR)/debug"
+
+## realworld: testdata/realworld/ converted by etl and compared with pyarrow, column by column
+realworld:
+	$(CARGO) build --bins -p etl-workers
+	python3 scripts/check-realworld.py "$(TARGET_DIR)/debug"
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -8,9 +8,6 @@ pub enum Error {
     /// The input holds no bytes (or only a byte-order mark and blank space).
     #[error("the file is empty")]
     Empty,
-    /// The input holds a header but no data rows.
-    #[error("the file has no data rows")]
-    NoRows,
     /// A record could not be parsed or does not fit the schema.
     #[error("line {line}: {reason}")]
     BadRecord {
@@ -32,6 +29,14 @@ pub enum Error {
         /// Fields in the file's first record.
         found: usize,
     },
+    /// A value does not fit the type inferred from the sample; the conversion can run
+    /// again with the widened schema it carries (an input that cannot be read twice,
+    /// such as stdin, reports it as bad input).
+    #[error(
+        "line {}: column '{}' holds a value that does not fit {} (types are inferred from a sample); it needs {}: pin it with --schema (see --print-schema)",
+        .0.line, .0.column, .0.from.name(), .0.to.name()
+    )]
+    Widened(Box<crate::Widening>),
     /// An invalid option value.
     #[error("{0}")]
     Options(String),
@@ -49,6 +54,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
+            Error::Read(error)
+                if error
+                    .get_ref()
+                    .is_some_and(|e| e.is::<crate::decompress::CorruptInput>()) =>
+            {
+                ErrorClass::BadInput
+            }
             Error::Read(_) | Error::Write(_) => ErrorClass::Retryable,
             _ => ErrorClass::BadInput,
         }
@@ -60,6 +72,7 @@ impl Error {
     pub fn line(&self) -> Option<u64> {
         match self {
             Error::BadRecord { line, .. } => Some(*line),
+            Error::Widened(widening) => Some(widening.line),
             _ => None,
         }
     }

@@ -4,18 +4,29 @@
 //! [`std::io::Write`]; memory stays bounded by the batch and row-group sizes, never by the
 //! file. Fetching and storing bytes (S3, FTP, files) is left to the callers.
 
+mod columns;
+mod decompress;
 mod error;
 mod fastparse;
+mod infer;
 mod options;
 mod pipeline;
 mod reader;
+mod schema;
+mod sequential;
 mod tolerant;
+mod values;
 mod writer;
 
+pub use decompress::{Codec, open as decompress};
 pub use error::{Error, Result};
-pub use options::{BadRows, Compression, ConvertOptions, HeaderMode, OutputFormat, SEED_COLUMNS};
-pub use reader::CsvSource;
+pub use options::{
+    BadRows, Compression, ConvertOptions, ExtraSample, HeaderMode, OutputFormat, SEED_COLUMNS,
+};
+pub use reader::sample_offsets;
+pub use schema::{ColumnSchema, Widening};
 pub use tolerant::RejectedRow;
+pub use values::{DEFAULT_NULL_VALUES, Kind};
 
 use std::io::{Read, Write};
 
@@ -30,6 +41,9 @@ pub struct ConvertSummary {
     pub columns: Vec<(String, String)>,
     /// Records set aside under `--bad-rows skip|quarantine`.
     pub rejected: u64,
+    /// The schema used, as a schema file would pin it.
+    #[serde(skip)]
+    pub schema: ColumnSchema,
 }
 
 /// Converts CSV bytes from `input` into `options.format` written to `output`.
@@ -50,6 +64,14 @@ pub fn convert<R: Read, W: Write + Send>(
     convert_with_rejects(input, output, options, metadata, &mut |_| Ok(()))
 }
 
+/// Infers delimiter, header and schema from the first `options.sample_bytes` of `input`
+/// (decompressed if need be), as a conversion would.
+pub fn infer_schema<R: Read>(input: R, options: &ConvertOptions) -> Result<ConvertSummary> {
+    let (mut input, _) = decompress::open(input)?;
+    let sniffed = reader::sniff(&mut input, options)?;
+    Ok(pipeline::summary(0, 0, sniffed.header, &sniffed.columns))
+}
+
 /// Like [`convert`], and under [`BadRows::Skip`] or [`BadRows::Quarantine`] hands every
 /// record it sets aside to `rejects` (which may keep it, log it, or stop the conversion
 /// by returning an error). Under [`BadRows::Fail`] the first bad record is an error.
@@ -60,6 +82,7 @@ pub fn convert_with_rejects<R: Read, W: Write + Send>(
     metadata: &[(String, String)],
     rejects: &mut dyn FnMut(RejectedRow) -> Result<()>,
 ) -> Result<ConvertSummary> {
+    let (input, _) = decompress::open(input)?;
     match options.bad_rows {
         BadRows::Fail => pipeline::convert(input, output, options, metadata),
         BadRows::Skip | BadRows::Quarantine => {

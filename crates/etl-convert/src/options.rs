@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::Error;
+use crate::schema::ColumnSchema;
 
 /// Column names of the seed's headerless files (`1,aaa,100`).
 pub const SEED_COLUMNS: [&str; 3] = ["no", "name", "score"];
@@ -115,6 +116,18 @@ impl fmt::Display for Compression {
     }
 }
 
+impl ConvertOptions {
+    /// The null tokens in force.
+    pub fn null_tokens(&self) -> Vec<String> {
+        self.null_values.clone().unwrap_or_else(|| {
+            crate::DEFAULT_NULL_VALUES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        })
+    }
+}
+
 /// Whether the first line is a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HeaderMode {
@@ -154,6 +167,16 @@ impl FromStr for BadRows {
     }
 }
 
+/// Input bytes from further into a file, whole lines, used only for type inference.
+#[derive(Clone, Default)]
+pub struct ExtraSample(pub std::sync::Arc<Vec<u8>>);
+
+impl fmt::Debug for ExtraSample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExtraSample({} bytes)", self.0.len())
+    }
+}
+
 /// Everything that shapes a conversion.
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
@@ -168,8 +191,16 @@ pub struct ConvertOptions {
     /// Names for a headerless file when none are given and the width matches
     /// (the seed's `no,name,score`); otherwise `column_1..N`.
     pub default_columns: Vec<String>,
-    /// Field delimiter.
-    pub delimiter: u8,
+    /// Field delimiter [default: sniffed among `,` `;` tab `|`].
+    pub delimiter: Option<u8>,
+    /// Null tokens [default: [`crate::DEFAULT_NULL_VALUES`]].
+    pub null_values: Option<Vec<String>>,
+    /// `3,50` is a number (always so with a `;` delimiter).
+    pub decimal_comma: bool,
+    /// Names and types pinned by a schema file, or widened after a misfit.
+    pub schema: Option<ColumnSchema>,
+    /// More of the input to infer types from (chunks from further into a file).
+    pub extra_sample: Option<ExtraSample>,
     /// Rows per record batch.
     pub batch_size: usize,
     /// Rows per Parquet row group.
@@ -188,7 +219,11 @@ impl Default for ConvertOptions {
             header: HeaderMode::default(),
             columns: None,
             default_columns: SEED_COLUMNS.iter().map(|s| (*s).to_owned()).collect(),
-            delimiter: b',',
+            delimiter: None,
+            null_values: None,
+            decimal_comma: false,
+            schema: None,
+            extra_sample: None,
             bad_rows: BadRows::Fail,
             batch_size: 64 * 1024,
             row_group_rows: 1024 * 1024,
@@ -213,9 +248,20 @@ impl ConvertOptions {
             .unwrap_or_default();
         let mut fingerprint = format!(
             "format={};compression={};header={header};columns={columns};delimiter={}",
-            self.format, self.compression, self.delimiter as char
+            self.format,
+            self.compression,
+            self.delimiter.map_or(',', char::from)
         );
-        // Only when set, so that outputs made before the option existed stay current.
+        // Each only when set, so that outputs made before the option existed stay current.
+        if let Some(nulls) = &self.null_values {
+            fingerprint.push_str(&format!(";null_values={}", nulls.join("|")));
+        }
+        if self.decimal_comma {
+            fingerprint.push_str(";decimal_comma");
+        }
+        if let Some(schema) = self.schema.as_ref().filter(|s| s.strict) {
+            fingerprint.push_str(&format!(";schema={}", schema.compact()));
+        }
         match self.bad_rows {
             BadRows::Fail => {}
             BadRows::Skip => fingerprint.push_str(";bad_rows=skip"),

@@ -19,15 +19,16 @@
 //! in input order is the one reported, as a sequential reader would.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{Cursor, Read, Write};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
-use arrow_csv::reader::{Format, ReaderBuilder};
-use arrow_schema::SchemaRef;
 
-use crate::reader::{CsvSource, Sniffed, map_arrow_error, sniff};
+use crate::fastparse::{Layout, Stop};
+use crate::reader::{Sniffed, sniff};
+use crate::schema::{ColumnSchema, Widening};
+use crate::sequential::Sequential;
 use crate::writer::BatchSink;
 use crate::{ConvertOptions, ConvertSummary, Error, Result};
 
@@ -50,10 +51,12 @@ impl Default for Tuning {
     }
 }
 
-/// A chunk of whole records to decode.
+/// A chunk of whole lines to decode.
 struct Job {
     seq: u64,
     data: Vec<u8>,
+    /// Physical line of its first byte.
+    first_line: u64,
     /// Its first record is a header to skip (the header's line holds no quote).
     skip_header: bool,
 }
@@ -61,12 +64,9 @@ struct Job {
 /// A decoded piece of the input, in input order by `seq`.
 struct Piece {
     seq: u64,
-    outcome: Result<Vec<RecordBatch>>,
+    outcome: std::result::Result<Vec<RecordBatch>, Stop>,
     /// Goes back to the reader once the rows are written.
     buffer: Vec<u8>,
-    /// Rows of earlier pieces that the error's line number already counts (sequential
-    /// decoding numbers lines from where it started, not from its current batch).
-    counted: u64,
 }
 
 /// Converts with the default tuning.
@@ -86,15 +86,19 @@ pub(crate) fn convert_tuned<R: Read, W: Write + Send>(
     metadata: &[(String, String)],
     tuning: Tuning,
 ) -> Result<ConvertSummary> {
-    let Sniffed {
-        sample,
-        header,
-        schema,
-        format,
-    } = sniff(&mut input, options)?;
+    let sniffed = sniff(&mut input, options)?;
     let workers = tuning.workers.max(1);
     let chunk_bytes = tuning.chunk_bytes.max(1);
     let buffers = 2 * workers + 2;
+    let Sniffed {
+        sample,
+        first_line,
+        header,
+        schema,
+        columns,
+        delimiter,
+        values,
+    } = sniffed;
 
     let (pool_tx, pool_rx) = channel::<Vec<u8>>();
     for _ in 0..buffers {
@@ -103,41 +107,45 @@ pub(crate) fn convert_tuned<R: Read, W: Write + Send>(
     let (job_tx, job_rx) = sync_channel::<Job>(buffers);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (piece_tx, piece_rx) = channel::<Piece>();
+    let layout = Layout {
+        schema: &schema,
+        columns: &columns,
+        values: &values,
+        delimiter,
+    };
+    let layout = &layout;
 
     let (read_result, write_result) = std::thread::scope(|scope| {
         for _ in 0..workers {
             let job_rx = job_rx.clone();
             let piece_tx = piece_tx.clone();
-            let schema = schema.clone();
-            let format = format.clone();
-            let delimiter = options.delimiter;
-            scope.spawn(move || work(&job_rx, &piece_tx, &schema, &format, delimiter));
+            scope.spawn(move || work(&job_rx, &piece_tx, layout));
         }
         drop(job_rx);
-        let writer_schema = schema.clone();
+        let columns = &columns;
         let writer = scope.spawn(move || {
-            write_in_order(
-                piece_rx,
-                pool_tx,
-                output,
-                writer_schema,
-                options,
-                metadata,
-                u64::from(header),
-            )
+            let mut out = Output::new(output, columns, options, metadata);
+            for Piece {
+                outcome, buffer, ..
+            } in in_order(piece_rx)
+            {
+                let taken = out.take(outcome);
+                let _ = pool_tx.send(buffer);
+                taken?;
+            }
+            out.finish()
         });
         let reader = Reader {
             input: &mut input,
             pool: pool_rx,
             jobs: job_tx,
             pieces: piece_tx,
-            schema: schema.clone(),
-            format: format.clone(),
-            options,
+            layout,
+            batch_size: options.batch_size,
             chunk_bytes,
             seq: 0,
         };
-        let read_result = reader.run(sample, header);
+        let read_result = reader.run(sample, header, first_line);
         let write_result = writer
             .join()
             .unwrap_or_else(|_| Err(Error::Write("the writer thread panicked".into())));
@@ -148,16 +156,183 @@ pub(crate) fn convert_tuned<R: Read, W: Write + Send>(
         (Err(error), _) | (Ok(_), Err(error)) => return Err(error),
         (Ok(rows), Ok(())) => rows,
     };
-    Ok(ConvertSummary {
+    Ok(summary(rows, 0, header, &columns))
+}
+
+pub(crate) fn summary(
+    rows: u64,
+    rejected: u64,
+    header: bool,
+    columns: &ColumnSchema,
+) -> ConvertSummary {
+    ConvertSummary {
         rows,
-        rejected: 0,
+        rejected,
         header,
-        columns: schema
+        columns: columns
+            .arrow()
             .fields()
             .iter()
             .map(|f| (f.name().clone(), f.data_type().to_string()))
             .collect(),
+        schema: ColumnSchema {
+            strict: false,
+            ..columns.clone()
+        },
+    }
+}
+
+/// Pieces in input order.
+fn in_order(pieces: Receiver<Piece>) -> impl Iterator<Item = Piece> {
+    let mut waiting: BTreeMap<u64, Piece> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut pieces = pieces.into_iter();
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(piece) = waiting.remove(&next) {
+                next += 1;
+                return Some(piece);
+            }
+            let piece = pieces.next()?;
+            waiting.insert(piece.seq, piece);
+        }
     })
+}
+
+/// The output side of every path: batches into the sink in order, the first bad record
+/// as the error, and after a misfit only the widening the rest of the input needs.
+pub(crate) struct Output<'a, W: Write + Send> {
+    output: Option<W>,
+    sink: Option<BatchSink<W>>,
+    columns: &'a ColumnSchema,
+    options: &'a ConvertOptions,
+    metadata: Vec<(String, String)>,
+    rows: u64,
+    widening: Option<(u64, usize, Vec<crate::Kind>)>,
+}
+
+impl<'a, W: Write + Send> Output<'a, W> {
+    pub(crate) fn new(
+        output: W,
+        columns: &'a ColumnSchema,
+        options: &'a ConvertOptions,
+        metadata: &[(String, String)],
+    ) -> Self {
+        let mut metadata = metadata.to_vec();
+        metadata.push(("etl.schema".to_owned(), columns.compact()));
+        Output {
+            output: Some(output),
+            sink: None,
+            columns,
+            options,
+            metadata,
+            rows: 0,
+            widening: None,
+        }
+    }
+
+    /// Takes one piece's outcome; an error stops the conversion.
+    pub(crate) fn take(
+        &mut self,
+        outcome: std::result::Result<Vec<RecordBatch>, Stop>,
+    ) -> Result<()> {
+        match (outcome, &mut self.widening) {
+            (Ok(batches), None) => {
+                for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+                    self.write(batch)?;
+                }
+                Ok(())
+            }
+            // Once a column must widen, the output is abandoned: only more widening counts,
+            // and the conversion run again meets anything else.
+            (Ok(_) | Err(Stop::Bad(_)), Some(_)) => Ok(()),
+            (Err(Stop::Bad(error)), None) => Err(error),
+            (
+                Err(Stop::Misfit {
+                    line,
+                    column,
+                    kinds,
+                }),
+                None,
+            ) => {
+                self.widening = Some((line, column, kinds));
+                Ok(())
+            }
+            (Err(Stop::Misfit { kinds, .. }), Some((_, _, widened))) => {
+                for (a, b) in widened.iter_mut().zip(kinds) {
+                    *a = a.merge(b);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let sink = match (&mut self.sink, self.output.take()) {
+            (Some(sink), _) => sink,
+            (None, Some(output)) => self.sink.insert(BatchSink::try_new(
+                output,
+                self.columns.arrow(),
+                self.options,
+                &self.metadata,
+                Some(batch),
+            )?),
+            (None, None) => return Err(Error::Write("no output".into())),
+        };
+        sink.write(batch)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Completes the output (an empty table when there were no rows); the rows written.
+    pub(crate) fn finish(mut self) -> Result<u64> {
+        if let Some((line, column, kinds)) = self.widening.take() {
+            let (name, from) = self.columns.columns[column].clone();
+            let schema = ColumnSchema {
+                columns: self
+                    .columns
+                    .columns
+                    .iter()
+                    .zip(kinds)
+                    .map(|((name, _), kind)| {
+                        let kind = if kind == crate::Kind::Null {
+                            crate::Kind::Text
+                        } else {
+                            kind
+                        };
+                        (name.clone(), kind)
+                    })
+                    .collect(),
+                strict: false,
+            };
+            let to = schema.columns[column].1;
+            return Err(Error::Widened(Box::new(Widening {
+                line,
+                column: name,
+                from,
+                to,
+                schema,
+            })));
+        }
+        let sink = match (self.sink, self.output.take()) {
+            (Some(sink), _) => sink,
+            (None, Some(output)) => {
+                let empty = RecordBatch::new_empty(self.columns.arrow());
+                let mut sink = BatchSink::try_new(
+                    output,
+                    self.columns.arrow(),
+                    self.options,
+                    &self.metadata,
+                    None,
+                )?;
+                sink.write(&empty)?;
+                sink
+            }
+            (None, None) => return Err(Error::Write("no output".into())),
+        };
+        sink.finish()?;
+        Ok(self.rows)
+    }
 }
 
 /// The caller's side: cuts the input into chunks of whole lines.
@@ -166,17 +341,17 @@ struct Reader<'a, R: Read> {
     pool: Receiver<Vec<u8>>,
     jobs: SyncSender<Job>,
     pieces: Sender<Piece>,
-    schema: SchemaRef,
-    format: Format,
-    options: &'a ConvertOptions,
+    layout: &'a Layout<'a>,
+    batch_size: usize,
     chunk_bytes: usize,
     seq: u64,
 }
 
 impl<R: Read> Reader<'_, R> {
-    fn run(mut self, sample: Vec<u8>, header: bool) -> Result<()> {
+    fn run(mut self, sample: Vec<u8>, header: bool, first_line: u64) -> Result<()> {
         let mut carry = sample;
         let mut skip_header = header;
+        let mut line = first_line;
         let mut eof = false;
         loop {
             // Waits until a buffer is free: this bounds the chunks in flight. No buffer
@@ -208,20 +383,19 @@ impl<R: Read> Reader<'_, R> {
             if buffer.is_empty() {
                 return Ok(());
             }
-            let header_has_quote = skip_header
-                && memchr::memchr(b'\n', &buffer)
-                    .map_or(&buffer[..], |i| &buffer[..i])
-                    .contains(&b'"');
-            if header_has_quote || memchr::memchr(b'"', &buffer[..end]).is_some() {
-                return self.sequential(buffer, skip_header);
+            if memchr::memchr(b'"', &buffer[..end]).is_some() {
+                return self.sequential(buffer, skip_header, line);
             }
             carry.extend_from_slice(&buffer[end..]);
             buffer.truncate(end);
+            let lines = memchr::memchr_iter(b'\n', &buffer).count() as u64;
             let job = Job {
                 seq: self.seq,
                 data: buffer,
+                first_line: line,
                 skip_header,
             };
+            line += lines;
             skip_header = false;
             self.seq += 1;
             if self.jobs.send(job).is_err() {
@@ -242,50 +416,34 @@ impl<R: Read> Reader<'_, R> {
         Ok(got < want)
     }
 
-    /// The rest of the input, from `prefix` on, through one arrow-csv decoder (quoted
+    /// The rest of the input, from `prefix` on, through one sequential decoder (quoted
     /// fields may hold newlines, so lines are no longer records).
-    fn sequential(mut self, prefix: Vec<u8>, skip_header: bool) -> Result<()> {
-        let mut source = CsvSource::from_parts(
-            prefix,
-            &mut *self.input,
-            self.schema.clone(),
-            self.format.clone().with_header(skip_header),
+    fn sequential(mut self, prefix: Vec<u8>, skip_header: bool, first_line: u64) -> Result<()> {
+        let input = Cursor::new(prefix).chain(&mut *self.input);
+        let mut source = Sequential::new(
+            input,
+            self.layout.delimiter,
+            first_line,
             skip_header,
-            self.options.batch_size,
+            self.batch_size,
         );
-        // The decoder counts the header among its lines; the writer adds it too.
-        let mut counted = u64::from(skip_header);
         loop {
             let Ok(token) = self.pool.recv() else {
                 return Ok(());
             };
-            let outcome = source.next_batch();
-            let (outcome, done) = match outcome {
-                Ok(Some(batch)) => {
-                    let rows = batch.num_rows() as u64;
-                    let piece = Piece {
-                        seq: self.seq,
-                        outcome: Ok(vec![batch]),
-                        buffer: token,
-                        counted,
-                    };
-                    counted += rows;
-                    (piece, false)
-                }
+            let (outcome, done) = match source.next_batch(self.layout, None) {
+                Ok(Some(batch)) => (Ok(vec![batch]), false),
                 Ok(None) => return Ok(()),
-                Err(Error::Read(error)) => return Err(Error::Read(error)),
-                Err(error) => (
-                    Piece {
-                        seq: self.seq,
-                        outcome: Err(error),
-                        buffer: token,
-                        counted,
-                    },
-                    true,
-                ),
+                Err(Stop::Bad(Error::Read(error))) => return Err(Error::Read(error)),
+                Err(stop) => (Err(stop), true),
+            };
+            let piece = Piece {
+                seq: self.seq,
+                outcome,
+                buffer: token,
             };
             self.seq += 1;
-            if self.pieces.send(outcome).is_err() || done {
+            if self.pieces.send(piece).is_err() || done {
                 return Ok(());
             }
         }
@@ -293,34 +451,26 @@ impl<R: Read> Reader<'_, R> {
 }
 
 /// A worker: decodes chunks until the reader is done.
-fn work(
-    jobs: &Mutex<Receiver<Job>>,
-    pieces: &Sender<Piece>,
-    schema: &SchemaRef,
-    format: &Format,
-    delimiter: u8,
-) {
+fn work(jobs: &Mutex<Receiver<Job>>, pieces: &Sender<Piece>, layout: &Layout<'_>) {
     loop {
         let job = match jobs.lock() {
             Ok(jobs) => jobs.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let records = if job.skip_header {
-            memchr::memchr(b'\n', &job.data)
-                .map_or(&job.data[job.data.len()..], |i| &job.data[i + 1..])
+        let (records, first_line) = if job.skip_header {
+            match memchr::memchr(b'\n', &job.data) {
+                Some(i) => (&job.data[i + 1..], job.first_line + 1),
+                None => (&job.data[job.data.len()..], job.first_line + 1),
+            }
         } else {
-            &job.data[..]
+            (&job.data[..], job.first_line)
         };
-        let outcome = match crate::fastparse::parse_chunk(records, schema, delimiter) {
-            Some(batch) => Ok(vec![batch]),
-            None => decode_chunk(records, schema, format),
-        };
+        let outcome = crate::fastparse::parse_chunk(records, layout, first_line).map(|b| vec![b]);
         let piece = Piece {
             seq: job.seq,
             outcome,
             buffer: job.data,
-            counted: 0,
         };
         if pieces.send(piece).is_err() {
             return;
@@ -328,102 +478,10 @@ fn work(
     }
 }
 
-/// arrow-csv over one chunk of whole records: exact semantics and error messages, with
-/// line numbers counted from the chunk's first record.
-fn decode_chunk(records: &[u8], schema: &SchemaRef, format: &Format) -> Result<Vec<RecordBatch>> {
-    let mut decoder = ReaderBuilder::new(schema.clone())
-        .with_format(format.clone().with_header(false))
-        .with_batch_size(records.len().max(1))
-        .build_decoder();
-    let mut rest = records;
-    let mut batches = Vec::new();
-    let fix = map_arrow_error;
-    while !rest.is_empty() {
-        let used = decoder.decode(rest).map_err(fix)?;
-        rest = &rest[used..];
-        if let Some(batch) = decoder.flush().map_err(fix)? {
-            batches.push(batch);
-        }
-        if used == 0 {
-            break;
-        }
-    }
-    // Completes a last record without a final newline.
-    decoder.decode(&[]).map_err(fix)?;
-    if let Some(batch) = decoder.flush().map_err(fix)? {
-        batches.push(batch);
-    }
-    Ok(batches)
-}
-
-/// Moves a bad record's line number by `add - subtract`.
-fn shift_line(error: Error, subtract: u64, add: u64) -> Error {
-    match error {
-        Error::BadRecord { line, reason } => Error::BadRecord {
-            line: (line + add).saturating_sub(subtract),
-            reason,
-        },
-        other => other,
-    }
-}
-
-/// The writer thread: pieces in input order into the sink. Returns the rows written.
-fn write_in_order<W: Write + Send>(
-    pieces: Receiver<Piece>,
-    pool: Sender<Vec<u8>>,
-    output: W,
-    schema: SchemaRef,
-    options: &ConvertOptions,
-    metadata: &[(String, String)],
-    header_lines: u64,
-) -> Result<u64> {
-    let mut output = Some(output);
-    let mut sink: Option<BatchSink<W>> = None;
-    let mut waiting: BTreeMap<u64, Piece> = BTreeMap::new();
-    let mut next = 0u64;
-    let mut rows = 0u64;
-    for piece in pieces {
-        waiting.insert(piece.seq, piece);
-        while let Some(piece) = waiting.remove(&next) {
-            let batches = piece
-                .outcome
-                .map_err(|error| shift_line(error, piece.counted, rows + header_lines))?;
-            for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-                let sink = match (&mut sink, output.take()) {
-                    (Some(sink), _) => sink,
-                    (None, Some(output)) => sink.insert(BatchSink::try_new(
-                        output,
-                        schema.clone(),
-                        options,
-                        metadata,
-                        Some(batch),
-                    )?),
-                    (None, None) => return Err(Error::Write("no output".into())),
-                };
-                sink.write(batch)?;
-                rows += batch.num_rows() as u64;
-            }
-            let _ = pool.send(piece.buffer);
-            next += 1;
-        }
-    }
-    if !waiting.is_empty() {
-        // The reader stopped early (a read error, which it reports).
-        return Ok(rows);
-    }
-    match sink {
-        Some(sink) if rows > 0 => {
-            sink.finish()?;
-            Ok(rows)
-        }
-        _ => Err(Error::NoRows),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{HeaderMode, OutputFormat};
+    use crate::{HeaderMode, Kind, OutputFormat};
 
     /// Small chunks and several workers: every input spans many chunks.
     fn tuned(input: &str, options: &ConvertOptions, chunk_bytes: usize) -> Result<String> {
@@ -440,27 +498,46 @@ mod tests {
         Ok(String::from_utf8(out).expect("utf-8 output"))
     }
 
-    /// The single-threaded arrow-csv reading, as the reference.
+    /// The sequential decoder (csv crate framing) over the whole input, as the reference.
     fn sequential(input: &str, options: &ConvertOptions) -> Result<String> {
-        let mut source = CsvSource::open(input.as_bytes(), options)?;
+        let mut bytes = input.as_bytes();
+        let sniffed = sniff(&mut bytes, options)?;
+        let layout = Layout {
+            schema: &sniffed.schema,
+            columns: &sniffed.columns,
+            values: &sniffed.values,
+            delimiter: sniffed.delimiter,
+        };
+        let mut source = Sequential::new(
+            Cursor::new(sniffed.sample).chain(bytes),
+            sniffed.delimiter,
+            sniffed.first_line,
+            sniffed.header,
+            options.batch_size,
+        );
         let mut writer = arrow_csv::WriterBuilder::new()
             .with_header(true)
             .build(Vec::new());
-        let mut rows = 0;
-        while let Some(batch) = source.next_batch()? {
-            rows += batch.num_rows();
-            writer.write(&batch).expect("csv writer");
-        }
-        if rows == 0 {
-            return Err(Error::NoRows);
+        loop {
+            match source.next_batch(&layout, None) {
+                Ok(Some(batch)) => writer.write(&batch).expect("csv writer"),
+                Ok(None) => break,
+                Err(Stop::Bad(error)) => return Err(error),
+                Err(Stop::Misfit { line, .. }) => {
+                    return Err(Error::BadRecord {
+                        line,
+                        reason: "misfit".into(),
+                    });
+                }
+            }
         }
         Ok(String::from_utf8(writer.into_inner()).expect("utf-8 output"))
     }
 
     fn same_as_sequential(input: &str, options: &ConvertOptions) -> Result<String> {
-        let expected = sequential(input, options).map_err(|e| e.to_string());
+        let expected = sequential(input, options).map_err(|e| e.line());
         for chunk_bytes in [1, 7, 64, 1000, 1 << 20] {
-            let got = tuned(input, options, chunk_bytes).map_err(|e| e.to_string());
+            let got = tuned(input, options, chunk_bytes).map_err(|e| e.line());
             assert_eq!(got, expected, "chunk_bytes {chunk_bytes}");
         }
         tuned(input, options, 64)
@@ -521,10 +598,22 @@ mod tests {
 
     #[test]
     fn a_bad_value_in_a_late_chunk_names_its_line() {
-        let input = format!("{}9x,bad,1\n{}", rows(1000, 1), rows(10, 1002));
+        let input = format!("{}9x,bad,1\n{}2.5,x,2\n", rows(1000, 1), rows(10, 1002));
         let err = tuned(&input, &small_sample(), 256).unwrap_err();
         assert_eq!(err.line(), Some(1001));
+        let Error::Widened(widening) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((widening.from, widening.to), (Kind::Int64, Kind::Text));
+        assert_eq!(widening.schema.compact(), "no:text,name:text,score:int64");
         same_as_sequential(&input, &small_sample()).unwrap_err();
+        // Run again with the widened schema, it converts.
+        let again = ConvertOptions {
+            schema: Some(widening.schema.clone()),
+            ..small_sample()
+        };
+        let out = same_as_sequential(&input, &again).unwrap();
+        assert!(out.contains("\n9x,bad,1\n"), "{out}");
 
         // With a header the line counts it, as in the file.
         let input = format!("no,name,score\n{input}");
@@ -558,12 +647,12 @@ mod tests {
 
     #[test]
     fn header_only_and_empty_chunks() {
-        let err = tuned("no,name,score\n", &ConvertOptions::default(), 4).unwrap_err();
-        assert!(matches!(err, Error::NoRows), "{err}");
+        let out = tuned("no,name,score\n", &ConvertOptions::default(), 4).unwrap();
+        assert_eq!(out, "no,name,score\n");
     }
 
     #[test]
-    fn other_types_take_the_arrow_path_in_parallel() {
+    fn dates_floats_and_booleans_in_parallel() {
         let input: String = (0..300)
             .map(|i| format!("{i},2024-01-{:02},{}.5,{}\n", i % 28 + 1, i, i % 2 == 0))
             .collect();

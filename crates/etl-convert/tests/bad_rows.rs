@@ -2,12 +2,15 @@
 //! the rest converts.
 
 use arrow_array::{Array, Int64Array};
-use etl_convert::{BadRows, ConvertOptions, OutputFormat, RejectedRow, convert_with_rejects};
+use etl_convert::{
+    BadRows, ColumnSchema, ConvertOptions, OutputFormat, RejectedRow, convert_with_rejects,
+};
 
-fn run(input: &[u8], bad_rows: BadRows) -> (String, Vec<RejectedRow>, u64) {
+fn run(input: &[u8], bad_rows: BadRows, schema: Option<&str>) -> (String, Vec<RejectedRow>, u64) {
     let options = ConvertOptions {
         format: OutputFormat::Jsonl,
         bad_rows,
+        schema: schema.map(|s| ColumnSchema::parse(s).unwrap()),
         ..ConvertOptions::default()
     };
     let mut out = Vec::new();
@@ -27,7 +30,15 @@ fn ragged_unparsable_and_invalid_utf8_rows_are_set_aside_with_their_lines() {
     for i in 7..=30 {
         input.extend_from_slice(format!("{i},n{i},{i}\n").as_bytes());
     }
-    let (out, rejected, rows) = run(&input, BadRows::Quarantine);
+    // Without a schema `x4` is a valid text value: the column is text, only structure is bad.
+    let (out, rejected, rows) = run(&input, BadRows::Skip, None);
+    assert_eq!(rows, 28);
+    assert!(out.contains("\"score\":\"x4\""), "{out}");
+    assert_eq!(rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 6]);
+
+    // A pinned schema makes a misfit a bad row.
+    let schema = "no: int64\nname: text\nscore: int64\n";
+    let (out, rejected, rows) = run(&input, BadRows::Quarantine, Some(schema));
     assert_eq!(rows, 27);
     assert!(out.starts_with(
         "{\"no\":1,\"name\":\"aaa\",\"score\":100}\n{\"no\":3,\"name\":\"c\\nc\",\"score\":90}\n{\"no\":6,\"name\":\"fff\",\"score\":60}\n"
@@ -41,7 +52,10 @@ fn ragged_unparsable_and_invalid_utf8_rows_are_set_aside_with_their_lines() {
         [(2, "2,bbb"), (5, "4,ddd,x4"), (6, "5,e\u{fffd}e,50")]
     );
     assert_eq!(rejected[0].reason, "expected 3 fields, found 2");
-    assert!(rejected[1].reason.contains("x4"), "{}", rejected[1].reason);
+    assert_eq!(
+        rejected[1].reason,
+        "column 'score': a value does not fit int64"
+    );
     assert!(
         rejected[2].reason.contains("UTF-8"),
         "{}",

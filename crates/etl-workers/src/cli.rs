@@ -1,7 +1,9 @@
 //! Clap argument groups shared by the binaries: logging and conversion options.
 
+use std::path::PathBuf;
+
 use clap::Args;
-use etl_convert::{BadRows, Compression, ConvertOptions, HeaderMode, OutputFormat};
+use etl_convert::{BadRows, ColumnSchema, Compression, ConvertOptions, HeaderMode, OutputFormat};
 
 use crate::env_vars;
 use crate::exit::UsageError;
@@ -31,9 +33,20 @@ pub struct ConvertArgs {
     /// The first line is data.
     #[arg(long)]
     pub no_header: bool,
-    /// Field delimiter: one character, or `tab`.
-    #[arg(long, env = env_vars::ETL_DELIMITER, default_value = ",", value_parser = parse_delimiter)]
-    pub delimiter: u8,
+    /// Field delimiter: one character, or `tab` [default: sniffed among , ; tab |].
+    #[arg(long, env = env_vars::ETL_DELIMITER, value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
+    /// Null tokens, comma-separated; replaces the default set
+    /// [default: empty, NA, N/A, NULL, null, NaN, nan, #N/A].
+    #[arg(long, env = env_vars::ETL_NULL_VALUES, allow_hyphen_values = true)]
+    pub null_values: Option<String>,
+    /// Read `3,50` as a number (always so with a `;` delimiter).
+    #[arg(long)]
+    pub decimal_comma: bool,
+    /// A schema file pinning column names and types (`name: type` per line, as
+    /// --print-schema writes it); a value that does not fit is a bad row.
+    #[arg(long, env = env_vars::ETL_SCHEMA)]
+    pub schema: Option<PathBuf>,
     /// Bad records: fail (stop at the first, write nothing), skip (leave them out, logged
     /// and counted) or quarantine (also stored as <output>.rejected.jsonl next to the output).
     #[arg(long, env = env_vars::ETL_BAD_ROWS, default_value = "fail", value_parser = parse_bad_rows)]
@@ -61,12 +74,29 @@ impl ConvertArgs {
             }
             None => None,
         };
+        let schema = match &self.schema {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    UsageError(format!("cannot read the schema {}: {e}", path.display()))
+                })?;
+                let schema = ColumnSchema::parse(&text)
+                    .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+                Some(schema)
+            }
+            None => None,
+        };
         Ok(ConvertOptions {
             format: self.format,
             compression: self.compression,
             header,
             columns,
             delimiter: self.delimiter,
+            null_values: self
+                .null_values
+                .as_ref()
+                .map(|v| v.split(',').map(str::to_owned).collect()),
+            decimal_comma: self.decimal_comma,
+            schema,
             bad_rows: self.bad_rows,
             ..ConvertOptions::default()
         })

@@ -58,9 +58,13 @@ pub struct EtlArgs {
     /// A notification payload: JSON text, @FILE, or - for stdin.
     #[arg(long, conflicts_with = "input")]
     pub event: Option<String>,
-    /// A local CSV file (use with --output).
+    /// A local CSV file, plain or gzip/zstd/bzip2-compressed, or - for stdin (use with --output).
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Print the inferred schema (of --input, or of --bucket/--key) as a file for --schema,
+    /// and convert nothing.
+    #[arg(long, conflicts_with_all = ["prefix", "event", "dry_run", "plan"])]
+    pub print_schema: bool,
     /// A local output file (`-` for stdout) [default with --input: the input with the format's extension].
     #[arg(long, requires = "input")]
     pub output: Option<PathBuf>,
@@ -109,6 +113,9 @@ struct Job {
 /// Runs `etl`.
 pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
     let options = args.convert.options()?;
+    if args.print_schema {
+        return print_schema(&args, &options).await;
+    }
     if let Some(input) = &args.input {
         return convert_local(input, args.output.as_deref(), &options, args.dry_run);
     }
@@ -239,7 +246,10 @@ fn job_for(
 
 /// CSV objects of a sweep; with the default naming, outputs under `output/` are not inputs.
 fn is_csv_input(key: &str, custom_output: bool) -> bool {
-    let csv = key.to_ascii_lowercase().ends_with(".csv");
+    let lower = key.to_ascii_lowercase();
+    let csv = [".csv", ".csv.gz", ".csv.zst", ".csv.bz2"]
+        .iter()
+        .any(|ext| lower.ends_with(ext));
     csv && (custom_output || !key.starts_with("output/"))
 }
 
@@ -483,76 +493,213 @@ fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
     }
 }
 
-/// `--input PATH`: a local file, written next to its final name and renamed when complete.
+/// Conversions run again after a column had to widen, at most (each run widens at least
+/// one column as far as the whole rest of the input needs).
+const MAX_WIDENINGS: usize = 4;
+
+/// The widening a failed conversion asks for, if that is why it failed.
+pub fn widening_of(error: &anyhow::Error) -> Option<&etl_convert::Widening> {
+    error.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(etl_convert::Error::Widened(widening)) => Some(&**widening),
+        _ => None,
+    })
+}
+
+/// Logs a widening and returns the options to convert again with.
+pub fn widened(
+    source: &str,
+    options: &ConvertOptions,
+    widening: &etl_convert::Widening,
+) -> ConvertOptions {
+    tracing::warn!(
+        source,
+        line = widening.line,
+        column = %widening.column,
+        from = widening.from.name(),
+        to = widening.to.name(),
+        "a value does not fit the type inferred from the sample: converting again with the column widened"
+    );
+    ConvertOptions {
+        schema: Some(widening.schema.clone()),
+        ..options.clone()
+    }
+}
+
+/// Options for a local file: types also inferred from chunks further into the file
+/// (plain files only: a compressed one is sampled from its start).
+fn with_file_sample(file: &mut std::fs::File, options: &ConvertOptions) -> ConvertOptions {
+    let mut head = [0u8; 4];
+    let plain = std::io::Read::read(file, &mut head)
+        .map(|n| etl_convert::Codec::detect(&head[..n]) == etl_convert::Codec::None)
+        .unwrap_or(false);
+    let extra = if plain && options.schema.is_none() {
+        etl_convert::sample_offsets(file, options.sample_bytes as u64, 8, 128 * 1024).ok()
+    } else {
+        None
+    };
+    let _ = std::io::Seek::rewind(file);
+    ConvertOptions {
+        extra_sample: extra
+            .filter(|e| !e.is_empty())
+            .map(|e| etl_convert::ExtraSample(std::sync::Arc::new(e))),
+        ..options.clone()
+    }
+}
+
+/// `--print-schema`: the inferred schema of `--input` or `--bucket/--key`, as a schema file.
+async fn print_schema(args: &EtlArgs, options: &ConvertOptions) -> anyhow::Result<ExitStatus> {
+    let summary = if let Some(input) = &args.input {
+        if input == Path::new("-") {
+            etl_convert::infer_schema(std::io::stdin().lock(), options)
+                .context("inferring the schema of stdin")?
+        } else {
+            let mut file = std::fs::File::open(input)
+                .map_err(|e| UsageError(format!("cannot open {}: {e}", input.display())))?;
+            let options = with_file_sample(&mut file, options);
+            etl_convert::infer_schema(file, &options)
+                .with_context(|| format!("inferring the schema of {}", input.display()))?
+        }
+    } else if let (Some(bucket), Some(key)) = (&args.bucket, &args.key) {
+        let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+        let (_, body) = etl_s3::get_object(&client, bucket, key).await?;
+        let mut reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
+        let options = options.clone();
+        let uri = pipeline::s3_uri(bucket, key);
+        tokio::task::spawn_blocking(move || etl_convert::infer_schema(&mut reader, &options))
+            .await
+            .context("the schema inference stopped unexpectedly")?
+            .with_context(|| format!("inferring the schema of {uri}"))?
+    } else {
+        return Err(
+            UsageError("--print-schema needs --input, or --bucket with --key".into()).into(),
+        );
+    };
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{}", summary.schema).context("writing to stdout")?;
+    Ok(ExitStatus::Success)
+}
+
+/// `--input PATH`: a local file (or stdin), written next to its final name and renamed
+/// when complete; converted again, with the column widened, when a value after the
+/// sample does not fit.
 fn convert_local(
     input: &Path,
     output: Option<&Path>,
     options: &ConvertOptions,
     dry_run: bool,
 ) -> anyhow::Result<ExitStatus> {
-    let output = output
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| input.with_extension(options.format.extension()));
+    let stdin = input == Path::new("-");
+    let output = match output {
+        Some(output) => output.to_path_buf(),
+        None if stdin => PathBuf::from("-"),
+        None => {
+            let name = input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            input.with_file_name(format!(
+                "{}.{}",
+                naming::stem_of(&name),
+                options.format.extension()
+            ))
+        }
+    };
     if dry_run {
         println!("{}", json!({"input": input, "output": output}));
         return Ok(ExitStatus::Success);
     }
-    let file = std::fs::File::open(input)
-        .map_err(|e| UsageError(format!("cannot open {}: {e}", input.display())))?;
-    let footer = vec![("etl.source".to_owned(), input.display().to_string())];
-    let name = input.display().to_string();
-    let keep = options.bad_rows == etl_convert::BadRows::Quarantine;
-    let mut quarantined = Vec::new();
-    let mut rejects = |row| pipeline::record_rejected(&name, row, keep, &mut quarantined);
-    if output == Path::new("-") {
-        let stdout = std::io::stdout();
-        let summary = etl_convert::convert_with_rejects(
-            file,
-            std::io::BufWriter::new(stdout),
-            options,
-            &footer,
-            &mut rejects,
-        )
-        .with_context(|| format!("converting {name}"))?;
-        write_quarantine(input, &quarantined)?;
-        tracing::info!(input = %name, rows = summary.rows, bad_rows = summary.rejected, "converted");
-        return Ok(ExitStatus::Success);
-    }
-    if output == input {
+    if output == input && !stdin {
         return Err(
             UsageError(format!("--output is the input itself: {}", input.display())).into(),
         );
     }
-    let directory = match output.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
+    let name = if stdin {
+        "stdin".to_owned()
+    } else {
+        input.display().to_string()
     };
-    let staging = tempfile::Builder::new()
-        .prefix(".etl-")
-        .tempfile_in(&directory)
-        .with_context(|| format!("creating a file in {}", directory.display()))?;
-    let summary = etl_convert::convert_with_rejects(
-        file,
-        std::io::BufWriter::new(staging.as_file()),
-        options,
-        &footer,
-        &mut rejects,
-    )
-    .with_context(|| format!("converting {name}"))?;
-    write_quarantine(&output, &quarantined)?;
-    // A staging file is private (0600); the output gets the usual permissions.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = staging
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    let footer = vec![("etl.source".to_owned(), name.clone())];
+    let keep = options.bad_rows == etl_convert::BadRows::Quarantine;
+    let to_stdout = output == Path::new("-");
+    let mut options = options.clone();
+    let mut attempt = 0;
+    loop {
+        let mut quarantined = Vec::new();
+        let mut rejects = |row| pipeline::record_rejected(&name, row, keep, &mut quarantined);
+        let mut file = if stdin {
+            None
+        } else {
+            let mut file = std::fs::File::open(input)
+                .map_err(|e| UsageError(format!("cannot open {}: {e}", input.display())))?;
+            if attempt == 0 {
+                options = with_file_sample(&mut file, &options);
+            }
+            Some(file)
+        };
+        let source: Box<dyn std::io::Read> = match file.take() {
+            Some(file) => Box::new(file),
+            None => Box::new(std::io::stdin().lock()),
+        };
+        let (staging, outcome) = if to_stdout {
+            let stdout = std::io::BufWriter::new(std::io::stdout());
+            let outcome =
+                etl_convert::convert_with_rejects(source, stdout, &options, &footer, &mut rejects);
+            (None, outcome)
+        } else {
+            let directory = match output.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let staging = tempfile::Builder::new()
+                .prefix(".etl-")
+                .tempfile_in(&directory)
+                .with_context(|| format!("creating a file in {}", directory.display()))?;
+            let outcome = etl_convert::convert_with_rejects(
+                source,
+                std::io::BufWriter::new(staging.as_file()),
+                &options,
+                &footer,
+                &mut rejects,
+            );
+            (Some(staging), outcome)
+        };
+        let summary = match outcome.map_err(anyhow::Error::from) {
+            Ok(summary) => summary,
+            // Stdin cannot be read twice, and stdout already holds a part: the message
+            // names the column and line and suggests --schema.
+            Err(error) if !stdin && !to_stdout && attempt < MAX_WIDENINGS => {
+                match widening_of(&error) {
+                    Some(widening) => {
+                        options = widened(&name, &options, widening);
+                        attempt += 1;
+                        continue;
+                    }
+                    None => return Err(error.context(format!("converting {name}"))),
+                }
+            }
+            Err(error) => return Err(error.context(format!("converting {name}"))),
+        };
+        let Some(staging) = staging else {
+            let beside = if stdin { Path::new("stdin.csv") } else { input };
+            write_quarantine(beside, &quarantined)?;
+            tracing::info!(input = %name, rows = summary.rows, bad_rows = summary.rejected, "converted");
+            return Ok(ExitStatus::Success);
+        };
+        write_quarantine(&output, &quarantined)?;
+        // A staging file is private (0600); the output gets the usual permissions.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = staging
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        staging
+            .persist(&output)
+            .with_context(|| format!("writing {}", output.display()))?;
+        tracing::info!(input = %name, output = %output.display(), rows = summary.rows, bad_rows = summary.rejected, "converted");
+        return Ok(ExitStatus::Success);
     }
-    staging
-        .persist(&output)
-        .with_context(|| format!("writing {}", output.display()))?;
-    tracing::info!(input = %name, output = %output.display(), rows = summary.rows, bad_rows = summary.rejected, "converted");
-    Ok(ExitStatus::Success)
 }
 
 /// The quarantined rows of a local conversion, next to `beside` (`x.parquet` → `x.rejected.jsonl`).

@@ -65,7 +65,16 @@ fn split_dir(key: &str) -> (&str, &str) {
     key.rsplit_once('/').unwrap_or(("", key))
 }
 
-fn stem_of(name: &str) -> &str {
+/// Extensions of compressed inputs, dropped before the format's (`x.csv.gz` → `x`).
+pub const COMPRESSED_EXTENSIONS: [&str; 4] = [".gz", ".zst", ".zstd", ".bz2"];
+
+/// A file name without its extension, and without a compression extension before that.
+pub fn stem_of(name: &str) -> &str {
+    let lower = name.to_ascii_lowercase();
+    let name = COMPRESSED_EXTENSIONS
+        .iter()
+        .find(|ext| lower.ends_with(*ext) && lower.len() > ext.len())
+        .map_or(name, |ext| &name[..name.len() - ext.len()]);
     match name.rsplit_once('.') {
         Some((stem, _)) if !stem.is_empty() => stem,
         _ => name,
@@ -98,6 +107,15 @@ mod tests {
             default_output_key("input/noext", "parquet"),
             "output/noext.parquet"
         );
+        assert_eq!(
+            default_output_key("input/d/x.csv.gz", "parquet"),
+            "output/d/x.parquet"
+        );
+        assert_eq!(
+            default_output_key("x.CSV.ZST", "parquet"),
+            "output/x.parquet"
+        );
+        assert_eq!(default_output_key("x.csv.bz2", "jsonl"), "output/x.jsonl");
     }
 
     #[test]

@@ -247,29 +247,44 @@ pub async fn convert_object(
         }
     }
 
-    let (info, body) = etl_s3::get_object(client, bucket, key).await?;
-    let record = SourceRecord {
-        uri: uri.clone(),
-        version: info.etag.clone().unwrap_or_default(),
-        size: Some(info.size),
+    // A value after the sample that does not fit its column widens it: the upload of the
+    // partial output was aborted, the object is read again with the widened schema.
+    let mut options = std::borrow::Cow::Borrowed(options);
+    let mut widenings = 0;
+    let (summary, stored) = loop {
+        let (info, body) = etl_s3::get_object(client, bucket, key).await?;
+        let record = SourceRecord {
+            uri: uri.clone(),
+            version: info.etag.clone().unwrap_or_default(),
+            size: Some(info.size),
+        };
+        let target = PutRequest {
+            bucket: target_bucket.to_owned(),
+            key: target_key.to_owned(),
+            content_type: options.format.content_type().to_owned(),
+            metadata: record.user_metadata(&options),
+        };
+        let footer = record.footer_metadata(&options);
+        let converted = convert_to_s3(
+            client,
+            body.into_async_read(),
+            target,
+            &options,
+            footer,
+            |_| Ok(()),
+        )
+        .await;
+        match converted {
+            Err(error) if widenings < 4 && crate::etl::widening_of(&error).is_some() => {
+                if let Some(widening) = crate::etl::widening_of(&error) {
+                    options =
+                        std::borrow::Cow::Owned(crate::etl::widened(&uri, &options, widening));
+                }
+                widenings += 1;
+            }
+            other => break other.with_context(|| format!("converting {uri}"))?,
+        }
     };
-    let target = PutRequest {
-        bucket: target_bucket.to_owned(),
-        key: target_key.to_owned(),
-        content_type: options.format.content_type().to_owned(),
-        metadata: record.user_metadata(options),
-    };
-    let footer = record.footer_metadata(options);
-    let (summary, stored) = convert_to_s3(
-        client,
-        body.into_async_read(),
-        target,
-        options,
-        footer,
-        |_| Ok(()),
-    )
-    .await
-    .with_context(|| format!("converting {uri}"))?;
     Ok(Outcome::Converted {
         rows: summary.rows,
         rejected: summary.rejected,

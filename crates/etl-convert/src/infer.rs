@@ -1,0 +1,255 @@
+//! Reading a sample: framing it into records, sniffing the delimiter and the header, and
+//! inferring each column's kind under the rules of [`crate::values`].
+
+use crate::values::{Kind, Values};
+use crate::{Error, Result};
+
+/// One record of the sample.
+#[derive(Debug, Clone)]
+pub(crate) struct SampleRecord {
+    /// Fields, unquoted.
+    pub(crate) fields: Vec<Vec<u8>>,
+    /// Whether each field was quoted.
+    pub(crate) quoted: Vec<bool>,
+}
+
+/// Records framed for inference at most (memory stays small; more come from offsets).
+pub(crate) const MAX_SAMPLE_RECORDS: usize = 20_000;
+
+/// Frames `data` into records (RFC 4180 quoting; a quote opens a field only at its start),
+/// at most [`MAX_SAMPLE_RECORDS`] of a part of the input. When `whole` is false the last, possibly cut, record is
+/// dropped; when it is true a quote left open is an error naming the line where it opened.
+/// Blank lines are skipped.
+pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<SampleRecord>> {
+    let mut records = Vec::new();
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    let mut quoted: Vec<bool> = Vec::new();
+    let mut field = Vec::new();
+    let mut field_quoted = false;
+    let mut in_quotes = false;
+    let mut at_field_start = true;
+    let mut line = 1u64;
+    let mut opened_at = 0u64;
+    let mut i = 0;
+    while i < data.len() {
+        let byte = data[i];
+        if in_quotes {
+            if byte == b'"' {
+                if data.get(i + 1) == Some(&b'"') {
+                    field.push(b'"');
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                if byte == b'\n' {
+                    line += 1;
+                }
+                field.push(byte);
+            }
+        } else if byte == b'"' && at_field_start {
+            in_quotes = true;
+            field_quoted = true;
+            opened_at = line;
+            at_field_start = false;
+        } else if byte == delimiter {
+            fields.push(std::mem::take(&mut field));
+            quoted.push(std::mem::take(&mut field_quoted));
+            at_field_start = true;
+        } else if byte == b'\n' || byte == b'\r' {
+            if byte == b'\r' && data.get(i + 1) == Some(&b'\n') {
+                i += 1;
+            }
+            line += 1;
+            fields.push(std::mem::take(&mut field));
+            quoted.push(std::mem::take(&mut field_quoted));
+            let blank = fields.len() == 1 && fields[0].is_empty() && !quoted[0];
+            if !blank {
+                records.push(SampleRecord {
+                    fields: std::mem::take(&mut fields),
+                    quoted: std::mem::take(&mut quoted),
+                });
+                if !whole && records.len() >= MAX_SAMPLE_RECORDS {
+                    return Ok(records);
+                }
+            }
+            fields.clear();
+            quoted.clear();
+            at_field_start = true;
+        } else {
+            field.push(byte);
+            at_field_start = false;
+        }
+        i += 1;
+    }
+    if in_quotes && whole {
+        return Err(Error::BadRecord {
+            line: opened_at,
+            reason: "a quoted field opens here and is never closed".into(),
+        });
+    }
+    if whole && !(fields.is_empty() && field.is_empty() && !field_quoted) {
+        fields.push(field);
+        quoted.push(field_quoted);
+        records.push(SampleRecord { fields, quoted });
+    }
+    Ok(records)
+}
+
+/// The delimiter among `,` `;` tab `|` that splits the sample's lines most consistently.
+pub(crate) fn sniff_delimiter(sample: &[u8]) -> u8 {
+    const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+    let mut best = (b',', 0usize, 0usize);
+    for candidate in CANDIDATES {
+        let mut counts = Vec::new();
+        let mut count = 0usize;
+        let mut in_quotes = false;
+        for &byte in sample {
+            if byte == b'"' {
+                in_quotes = !in_quotes;
+            } else if !in_quotes && byte == candidate {
+                count += 1;
+            } else if !in_quotes && byte == b'\n' {
+                counts.push(std::mem::take(&mut count));
+                if counts.len() >= 200 {
+                    break;
+                }
+            }
+        }
+        if counts.is_empty() {
+            counts.push(count);
+        }
+        let mut frequency = std::collections::BTreeMap::<usize, usize>::new();
+        for c in counts.iter().filter(|c| **c > 0) {
+            *frequency.entry(*c).or_default() += 1;
+        }
+        let Some((&modal, &lines)) = frequency.iter().max_by_key(|(c, n)| (**n, **c)) else {
+            continue;
+        };
+        if (lines, modal) > (best.1, best.2) {
+            best = (candidate, lines, modal);
+        }
+    }
+    best.0
+}
+
+/// Each column's kind over the data records of the given width.
+pub(crate) fn infer_kinds<'a>(
+    records: impl Iterator<Item = &'a SampleRecord>,
+    width: usize,
+    values: &Values,
+) -> Vec<Kind> {
+    let mut kinds = vec![Kind::Null; width];
+    for record in records.filter(|r| r.fields.len() == width) {
+        for (kind, field) in kinds.iter_mut().zip(&record.fields) {
+            if *kind != Kind::Text {
+                *kind = kind.merge(values.classify(field));
+            }
+        }
+    }
+    kinds
+}
+
+/// Whether the first record is a header: it repeats the names the file would get anyway,
+/// or its values do not fit (or are quoted where the data is not) typed columns; a table
+/// of text only has one when the first record's names are distinct, none empty, and none
+/// repeated below it; a lone record is a header when none of its values is typed.
+pub(crate) fn is_header(records: &[SampleRecord], names: &[String], values: &Values) -> bool {
+    let Some(first) = records.first() else {
+        return false;
+    };
+    let width = first.fields.len();
+    let repeats_names = width == names.len()
+        && first.fields.iter().zip(names).all(|(field, name)| {
+            String::from_utf8_lossy(field)
+                .trim()
+                .eq_ignore_ascii_case(name)
+        });
+    if repeats_names {
+        return true;
+    }
+    let data: Vec<&SampleRecord> = records[1..]
+        .iter()
+        .filter(|r| r.fields.len() == width)
+        .collect();
+    if data.is_empty() {
+        return first
+            .fields
+            .iter()
+            .all(|f| !values.is_null(f) && values.classify(f) == Kind::Text);
+    }
+    let kinds = infer_kinds(data.iter().copied(), width, values);
+    let (mut for_header, mut for_data) = (0usize, 0usize);
+    for (column, kind) in kinds.iter().enumerate() {
+        if matches!(kind, Kind::Null | Kind::Text) {
+            continue;
+        }
+        let field = &first.fields[column];
+        if values.is_null(field) {
+            continue;
+        }
+        let fits = values.classify(field).merge(*kind) == *kind;
+        let data_quoted = data.iter().any(|r| r.quoted[column]);
+        if !fits || (first.quoted[column] && !data_quoted) {
+            for_header += 1;
+        } else {
+            for_data += 1;
+        }
+    }
+    if for_header + for_data > 0 {
+        return for_header > 0 && for_header >= for_data;
+    }
+    // Text only.
+    let mut seen = std::collections::HashSet::new();
+    first.fields.iter().enumerate().all(|(column, field)| {
+        !values.is_null(field)
+            && seen.insert(field.as_slice())
+            && data.iter().all(|r| r.fields[column] != *field)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(text: &str) -> bool {
+        let delimiter = sniff_delimiter(text.as_bytes());
+        let records = frame(text.as_bytes(), delimiter, true).unwrap();
+        let names: Vec<String> = ["no", "name", "score"].map(String::from).into();
+        is_header(&records, &names, &Values::default())
+    }
+
+    #[test]
+    fn headers_of_every_shape() {
+        assert!(!header("1,aaa,100\n2,bbb,80\n"));
+        assert!(!header("1,aaa,100\n"));
+        assert!(header("no,name,score\n"));
+        assert!(header("id,label,points\n1,a,5\n"));
+        assert!(header("city,country\nParis,France\nRome,Italy\n"));
+        assert!(!header("Paris,France\nRome,Italy\nParis,Spain\n"));
+        assert!(header("\"2019\",\"2020\"\n1,2\n3,4\n"));
+        assert!(header("x,y\nNA,1\n2,NA\n3,4\n"));
+        assert!(header("\"id\",\"name\"\n\"1\",\"a\"\n"));
+        assert!(header("a;b\n1,5;x\n"));
+    }
+
+    #[test]
+    fn delimiters() {
+        assert_eq!(sniff_delimiter(b"a;b;c\n1,5;2,5;x\n3;4;y\n"), b';');
+        assert_eq!(sniff_delimiter(b"a\tb\n1\t2\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"a|b\n1|\"x,y\"\n"), b'|');
+        assert_eq!(sniff_delimiter(b"1,aaa,100\n"), b',');
+        assert_eq!(sniff_delimiter(b"single\ncolumn\n"), b',');
+    }
+
+    #[test]
+    fn framing_quotes_and_cut_tails() {
+        let records = frame(b"1,\"a\"\"b\nc\",x\"y\n\n2,3", b',', false).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].fields[1], b"a\"b\nc");
+        assert_eq!(records[0].fields[2], b"x\"y");
+        let err = frame(b"1,2\n3,\"open\n4,5\n", b',', true).unwrap_err();
+        assert_eq!(err.line(), Some(2));
+        assert!(frame(b"1,TV 55\" screen,100\n", b',', true).is_ok());
+    }
+}

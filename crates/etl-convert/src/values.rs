@@ -1,0 +1,484 @@
+//! The one rule set for values: null tokens, and what spelling is an integer, a float, a
+//! boolean, a date or a timestamp. Inference, every decoding path and widening use it.
+
+use arrow_schema::{DataType, TimeUnit};
+
+/// The null tokens used unless `--null-values` replaces them.
+pub const DEFAULT_NULL_VALUES: [&str; 8] = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "#N/A"];
+
+/// The type class of a column, ordered so that widening only goes towards `Text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Only nulls seen so far.
+    Null,
+    /// `true`/`false` (any of three spellings).
+    Boolean,
+    /// 64-bit integer without leading zeros.
+    Int64,
+    /// 64-bit float.
+    Float64,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// ISO 8601 timestamp without zone.
+    Timestamp,
+    /// ISO 8601 timestamp with `Z` or an offset, stored as UTC.
+    TimestampUtc,
+    /// Anything else.
+    Text,
+}
+
+impl Kind {
+    /// The narrowest kind holding both.
+    pub fn merge(self, other: Kind) -> Kind {
+        use Kind::*;
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Null, x) | (x, Null) => x,
+            (Int64, Float64) | (Float64, Int64) => Float64,
+            (Date, Timestamp) | (Timestamp, Date) => Timestamp,
+            _ => Text,
+        }
+    }
+
+    /// The Arrow type a column of this kind is written as (`Null` becomes text).
+    pub fn data_type(self) -> DataType {
+        match self {
+            Kind::Boolean => DataType::Boolean,
+            Kind::Int64 => DataType::Int64,
+            Kind::Float64 => DataType::Float64,
+            Kind::Date => DataType::Date32,
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Kind::TimestampUtc => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Null | Kind::Text => DataType::Utf8,
+        }
+    }
+
+    /// The kind of an Arrow type this converter writes, if it is one.
+    pub fn of(data_type: &DataType) -> Option<Kind> {
+        Some(match data_type {
+            DataType::Boolean => Kind::Boolean,
+            DataType::Int64 => Kind::Int64,
+            DataType::Float64 => Kind::Float64,
+            DataType::Date32 => Kind::Date,
+            DataType::Timestamp(TimeUnit::Microsecond, None) => Kind::Timestamp,
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => Kind::TimestampUtc,
+            DataType::Utf8 => Kind::Text,
+            _ => return None,
+        })
+    }
+
+    /// The name used in schema files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Boolean => "boolean",
+            Kind::Int64 => "int64",
+            Kind::Float64 => "float64",
+            Kind::Date => "date",
+            Kind::Timestamp => "timestamp",
+            Kind::TimestampUtc => "timestamp_utc",
+            Kind::Null | Kind::Text => "text",
+        }
+    }
+
+    /// Parses a schema file's type name.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "boolean" | "bool" => Kind::Boolean,
+            "int64" | "int" | "integer" => Kind::Int64,
+            "float64" | "float" | "double" => Kind::Float64,
+            "date" | "date32" => Kind::Date,
+            "timestamp" => Kind::Timestamp,
+            "timestamp_utc" | "timestamptz" => Kind::TimestampUtc,
+            "text" | "string" | "utf8" => Kind::Text,
+            _ => return None,
+        })
+    }
+}
+
+/// How values are spelled in one input.
+#[derive(Debug, Clone)]
+pub struct Values {
+    nulls: Vec<Vec<u8>>,
+    /// Bit per first byte of a non-empty null token: a quick "cannot be null".
+    first_bytes: [bool; 256],
+    max_null_len: usize,
+    empty_is_null: bool,
+    /// `3,50` is a number too.
+    pub(crate) decimal_comma: bool,
+}
+
+impl Values {
+    /// The rules for these null tokens.
+    pub fn new(null_values: &[String], decimal_comma: bool) -> Values {
+        let mut first_bytes = [false; 256];
+        let mut nulls = Vec::new();
+        let mut empty_is_null = false;
+        for token in null_values {
+            if token.is_empty() {
+                empty_is_null = true;
+                continue;
+            }
+            first_bytes[usize::from(token.as_bytes()[0])] = true;
+            nulls.push(token.as_bytes().to_vec());
+        }
+        let max_null_len = nulls.iter().map(Vec::len).max().unwrap_or(0);
+        Values {
+            nulls,
+            first_bytes,
+            max_null_len,
+            empty_is_null,
+            decimal_comma,
+        }
+    }
+
+    /// Whether a field is a null token.
+    #[inline]
+    pub fn is_null(&self, field: &[u8]) -> bool {
+        match field.first() {
+            None => self.empty_is_null,
+            Some(first) => {
+                field.len() <= self.max_null_len
+                    && self.first_bytes[usize::from(*first)]
+                    && self.nulls.iter().any(|n| n == field)
+            }
+        }
+    }
+
+    /// The narrowest kind of one field.
+    pub fn classify(&self, field: &[u8]) -> Kind {
+        if self.is_null(field) {
+            return Kind::Null;
+        }
+        if parse_i64(field).is_some() {
+            return Kind::Int64;
+        }
+        if looks_integer(field) {
+            // Leading zeros or beyond i64: kept as written.
+            return Kind::Text;
+        }
+        if self.parse_f64(field).is_some() {
+            return Kind::Float64;
+        }
+        if parse_bool(field).is_some() {
+            return Kind::Boolean;
+        }
+        if parse_date(field).is_some() {
+            return Kind::Date;
+        }
+        match parse_timestamp(field) {
+            Some((_, false)) => Kind::Timestamp,
+            Some((_, true)) => Kind::TimestampUtc,
+            None => Kind::Text,
+        }
+    }
+
+    /// A float in decimal (`-1.5`, `.5`, `1e3`, `inf`), with a decimal comma where enabled.
+    #[inline]
+    pub fn parse_f64(&self, field: &[u8]) -> Option<f64> {
+        let body = match field.first() {
+            Some(b'-' | b'+') => &field[1..],
+            _ => field,
+        };
+        let mut i = 0;
+        let int_start = i;
+        while i < body.len() && body[i].is_ascii_digit() {
+            i += 1;
+        }
+        let int_digits = i - int_start;
+        if int_digits > 1 && body[int_start] == b'0' {
+            return None;
+        }
+        let mut comma_at = None;
+        let mut frac_digits = 0;
+        if i < body.len() && (body[i] == b'.' || (self.decimal_comma && body[i] == b',')) {
+            if body[i] == b',' {
+                comma_at = Some(i);
+            }
+            i += 1;
+            let start = i;
+            while i < body.len() && body[i].is_ascii_digit() {
+                i += 1;
+            }
+            frac_digits = i - start;
+        }
+        if int_digits + frac_digits == 0 {
+            return parse_special_float(field);
+        }
+        if i < body.len() && matches!(body[i], b'e' | b'E') {
+            i += 1;
+            if i < body.len() && matches!(body[i], b'+' | b'-') {
+                i += 1;
+            }
+            let start = i;
+            while i < body.len() && body[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+        }
+        if i != body.len() {
+            return None;
+        }
+        let text = std::str::from_utf8(field).ok()?;
+        match comma_at {
+            None => text.parse().ok(),
+            Some(_) => text.replacen(',', ".", 1).parse().ok(),
+        }
+    }
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        let nulls: Vec<String> = DEFAULT_NULL_VALUES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        Values::new(&nulls, false)
+    }
+}
+
+fn parse_special_float(field: &[u8]) -> Option<f64> {
+    let (negative, body) = match field.first() {
+        Some(b'-') => (true, &field[1..]),
+        Some(b'+') => (false, &field[1..]),
+        _ => (false, field),
+    };
+    let value = if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
+        f64::INFINITY
+    } else if body.eq_ignore_ascii_case(b"nan") {
+        f64::NAN
+    } else {
+        return None;
+    };
+    Some(if negative { -value } else { value })
+}
+
+/// `[+-]?digits` of any length.
+fn looks_integer(field: &[u8]) -> bool {
+    let digits = match field.first() {
+        Some(b'-' | b'+') => &field[1..],
+        _ => field,
+    };
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// `[+-]?digits` into an `i64`, without leading zeros (`007` stays text) or overflow.
+#[inline]
+pub fn parse_i64(field: &[u8]) -> Option<i64> {
+    let (negative, digits) = match field.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, field),
+    };
+    if digits.is_empty() || digits.len() > 19 || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &byte in digits {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_sub(i64::from(digit))?;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
+}
+
+/// `true`, `TRUE`, `True` and the same for false.
+#[inline]
+pub fn parse_bool(field: &[u8]) -> Option<bool> {
+    match field {
+        b"true" | b"TRUE" | b"True" => Some(true),
+        b"false" | b"FALSE" | b"False" => Some(false),
+        _ => None,
+    }
+}
+
+fn digits2(b: &[u8]) -> Option<u32> {
+    match b {
+        [a, c] if a.is_ascii_digit() && c.is_ascii_digit() => {
+            Some(u32::from(a - b'0') * 10 + u32::from(c - b'0'))
+        }
+        _ => None,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// `YYYY-MM-DD` into days since the epoch.
+#[inline]
+pub fn parse_date(field: &[u8]) -> Option<i32> {
+    if field.len() != 10 || field[4] != b'-' || field[7] != b'-' {
+        return None;
+    }
+    let year = i64::from(digits2(&field[0..2])? * 100 + digits2(&field[2..4])?);
+    let month = digits2(&field[5..7])?;
+    let day = digits2(&field[8..10])?;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    i32::try_from(days_from_civil(year, month, day)).ok()
+}
+
+/// ISO 8601 `YYYY-MM-DD[T ]HH:MM[:SS[.fraction]]` with an optional `Z` or `±HH[:MM]`, into
+/// microseconds since the epoch (UTC when zoned) and whether a zone was given.
+#[inline]
+pub fn parse_timestamp(field: &[u8]) -> Option<(i64, bool)> {
+    if field.len() < 16 || !matches!(field[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let days = i64::from(parse_date(&field[..10])?);
+    let hour = digits2(&field[11..13])?;
+    if field[13] != b':' {
+        return None;
+    }
+    let minute = digits2(&field[14..16])?;
+    let mut i = 16;
+    let mut second = 0;
+    let mut micros: i64 = 0;
+    if field.get(i) == Some(&b':') {
+        second = digits2(field.get(i + 1..i + 3)?)?;
+        i += 3;
+        if matches!(field.get(i), Some(b'.' | b',')) {
+            i += 1;
+            let start = i;
+            let mut scale = 100_000;
+            while i < field.len() && field[i].is_ascii_digit() {
+                micros += i64::from(field[i] - b'0') * scale;
+                scale /= 10;
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+        }
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &field[i..];
+    if let Some(stripped) = rest.strip_prefix(b" ") {
+        rest = stripped;
+    }
+    let offset_seconds: Option<i64> = match rest {
+        [] => None,
+        b"Z" | b"z" | b"UTC" => Some(0),
+        [sign @ (b'+' | b'-'), tail @ ..] => {
+            let (h, m) = match tail {
+                [h1, h2] => (digits2(&[*h1, *h2])?, 0),
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
+                    (digits2(&[*h1, *h2])?, digits2(&[*m1, *m2])?)
+                }
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let seconds = i64::from(h * 3600 + m * 60);
+            Some(if *sign == b'-' { -seconds } else { seconds })
+        }
+        _ => return None,
+    };
+    let seconds =
+        days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_seconds.unwrap_or(0);
+    Some((seconds * 1_000_000 + micros, offset_seconds.is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_of_values() {
+        let v = Values::default();
+        let cases: [(&[u8], Kind); 22] = [
+            (b"1", Kind::Int64),
+            (b"-42", Kind::Int64),
+            (b"0", Kind::Int64),
+            (b"007", Kind::Text),
+            (b"02134", Kind::Text),
+            (b"99999999999999999999", Kind::Text),
+            (b"1.5", Kind::Float64),
+            (b"1e3", Kind::Float64),
+            (b"-inf", Kind::Float64),
+            (b"3,50", Kind::Text),
+            (b"true", Kind::Boolean),
+            (b"FALSE", Kind::Boolean),
+            (b"True", Kind::Boolean),
+            (b"tRUE", Kind::Text),
+            (b"2024-02-29", Kind::Date),
+            (b"2023-02-29", Kind::Text),
+            (b"2013-01-01T10:00:00Z", Kind::TimestampUtc),
+            (b"2013-01-01 10:00:00.123+02:00", Kind::TimestampUtc),
+            (b"2013-01-01 10:00:00.5", Kind::Timestamp),
+            (b"NA", Kind::Null),
+            (b"#N/A", Kind::Null),
+            (b"", Kind::Null),
+        ];
+        for (field, kind) in cases {
+            assert_eq!(
+                v.classify(field),
+                kind,
+                "{}",
+                String::from_utf8_lossy(field)
+            );
+        }
+        let comma = Values::new(&[String::new()], true);
+        assert_eq!(comma.parse_f64(b"3,50"), Some(3.5));
+        assert_eq!(comma.classify(b"NA"), Kind::Text);
+    }
+
+    #[test]
+    fn timestamps_to_micros() {
+        assert_eq!(parse_date(b"1970-01-02"), Some(1));
+        assert_eq!(parse_date(b"1969-12-31"), Some(-1));
+        assert_eq!(
+            parse_timestamp(b"2013-01-01T10:00:00Z"),
+            Some((1_357_034_400_000_000, true))
+        );
+        assert_eq!(
+            parse_timestamp(b"2013-01-01T12:00:00.25+02:00"),
+            Some((1_357_034_400_250_000, true))
+        );
+        assert_eq!(
+            parse_timestamp(b"2013-01-01 10:00"),
+            Some((1_357_034_400_000_000, false))
+        );
+        assert_eq!(parse_timestamp(b"2013-01-01 25:00"), None);
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+    }
+
+    #[test]
+    fn merging_widens() {
+        assert_eq!(Kind::Int64.merge(Kind::Float64), Kind::Float64);
+        assert_eq!(Kind::Null.merge(Kind::Date), Kind::Date);
+        assert_eq!(Kind::Date.merge(Kind::Timestamp), Kind::Timestamp);
+        assert_eq!(Kind::Date.merge(Kind::TimestampUtc), Kind::Text);
+        assert_eq!(Kind::Int64.merge(Kind::Boolean), Kind::Text);
+    }
+}
