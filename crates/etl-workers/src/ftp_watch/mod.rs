@@ -1,6 +1,7 @@
 //! `ftp-watch`: the Argo Events *generic* event source for FTP.
 //!
 //! Layout:
+//! - [`servers`]: the FTP servers and credentials ftp-watch may use (its own settings);
 //! - [`config`]: the YAML config of an event source, validated into settings;
 //! - [`filter`]: file name suffix/glob filters (pure);
 //! - [`tracker`]: listing diffs, `settle` counting, `new`/`mod` decisions (pure);
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod filter;
 pub mod poller;
+pub mod servers;
 pub mod service;
 pub mod state;
 pub mod tracker;
@@ -29,14 +31,21 @@ use crate::cli::LogArgs;
 use crate::env_vars;
 use crate::exit::{Reported, UsageError};
 use config::{Environment, Existing, WatchSettings};
+use servers::Registry;
 
 const EXAMPLES: &str = "\
 Examples:
-  # Serve the event source (Argo Events connects to it):
-  FTP_USER=etl FTP_PASSWD=secret ftp-watch --listen 0.0.0.0:50051
+  # Serve the event source (Argo Events connects to it); the server `default`:
+  FTP_HOST=ftp.example.com FTP_USER=etl FTP_PASSWD=secret ftp-watch --listen 0.0.0.0:50051
+
+  # More servers, each with its own credentials:
+  ftp-watch --servers servers.yaml
+  #   servers:
+  #     archive: {host: archive.example.com, port: 21, tls: true, user: etl,
+  #               password_file: /etc/ftp-watch/archive/password}
 
   # EventSource config (YAML, in the Argo generic EventSource's `config`):
-  #   host: ftp.example.com
+  #   server: default        # or, as the seed wrote it, host: ftp.example.com
   #   dir: /upload
   #   interval: 30s
   #   suffix: [.csv]
@@ -49,8 +58,10 @@ Examples:
 
 Events: {\"name\": \"new\"|\"mod\", \"payload\": {\"name\": path relative to dir, \"sz\": bytes,
 \"dt\": RFC 3339 modification time, \"path\": full remote path}}.
-Config keys: host port dir passive tls interval recursive suffix glob settle existing state user.
-Credentials come from FTP_USER / FTP_PASSWD only; unknown config keys are refused.
+Config keys: server host port dir passive tls interval recursive suffix glob settle existing
+state user. A config only chooses among the configured servers: a host or port that is not a
+configured server's is refused (PERMISSION_DENIED) and never connected to. Credentials come
+from FTP_USER / FTP_PASSWD or the servers file only; unknown config keys are refused.
 Exit codes: 0 done, 1 remote/transient failure, 2 invalid usage or configuration.";
 
 /// Command line of `ftp-watch`.
@@ -65,6 +76,9 @@ pub struct FtpWatchArgs {
     /// Address to serve `generic.Eventing` on; port 0 picks a free port (printed as `listening on ADDR`).
     #[arg(long, env = env_vars::ETL_LISTEN, default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,
+    /// YAML file of further servers: `servers: {NAME: {host, port, tls, user, password_file}}`.
+    #[arg(long, env = env_vars::FTP_WATCH_SERVERS)]
+    pub servers: Option<PathBuf>,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
@@ -94,13 +108,35 @@ pub struct ScanArgs {
 ///
 /// Usage errors (exit 2), bind or FTP failures (classified).
 pub async fn run(args: FtpWatchArgs) -> anyhow::Result<ExitStatus> {
+    let servers = load_servers(args.servers.as_deref()).await?;
     match args.command {
-        Some(FtpWatchCommand::Scan(scan_args)) => scan(&scan_args).await,
-        None => serve(args.listen).await,
+        Some(FtpWatchCommand::Scan(scan_args)) => scan(&scan_args, &servers).await,
+        None => serve(args.listen, servers).await,
     }
 }
 
-async fn serve(listen: SocketAddr) -> anyhow::Result<ExitStatus> {
+/// The configured servers: `default` from `FTP_*`, plus the `--servers` file.
+async fn load_servers(file: Option<&std::path::Path>) -> anyhow::Result<Registry> {
+    let environment = Environment::from_env();
+    let mut servers = Registry::from_environment(&environment)
+        .map_err(|e| UsageError(format!("FTP settings: {e}")))?;
+    if let Some(path) = file {
+        let yaml = tokio::fs::read(path)
+            .await
+            .map_err(|e| UsageError(format!("cannot read servers file {}: {e}", path.display())))?;
+        servers
+            .add_file(&yaml, &environment, |path| std::fs::read_to_string(path))
+            .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    }
+    if servers.is_empty() {
+        return Err(
+            UsageError("no FTP server configured: set FTP_HOST or --servers".to_owned()).into(),
+        );
+    }
+    Ok(servers)
+}
+
+async fn serve(listen: SocketAddr, servers: Registry) -> anyhow::Result<ExitStatus> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -110,7 +146,7 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<ExitStatus> {
         eprintln!("listening on {bound}");
     }
     tracing::info!(address = %bound, "ftp-watch serving generic.Eventing");
-    let service = service::WatchService::new(Environment::from_env());
+    let service = service::WatchService::new(servers);
     etl_grpc::serve(listener, service, shutdown_signal()).await?;
     tracing::info!("ftp-watch stopped");
     Ok(ExitStatus::Success)
@@ -139,11 +175,11 @@ async fn shutdown_signal() {
     }
 }
 
-async fn scan(args: &ScanArgs) -> anyhow::Result<ExitStatus> {
+async fn scan(args: &ScanArgs, servers: &Registry) -> anyhow::Result<ExitStatus> {
     let yaml = tokio::fs::read(&args.config)
         .await
         .map_err(|e| UsageError(format!("cannot read config {}: {e}", args.config.display())))?;
-    let mut settings = WatchSettings::from_yaml(&yaml, &Environment::from_env())
+    let mut settings = WatchSettings::from_yaml(&yaml, servers)
         .map_err(|e| UsageError(format!("{}: {e}", args.config.display())))?;
     settings.existing = Existing::Emit;
     settings.settle = 0;

@@ -56,7 +56,7 @@ async fn ftp_file_becomes_parquet_through_watch_event_and_ftp_etl() {
     let t = TestContext::new();
     let root = tempfile::tempdir().unwrap();
     let server = FtpServer::start(root.path());
-    let watcher = Watcher::start("etl", FTP_PASSWORD);
+    let watcher = Watcher::start("etl", FTP_PASSWORD, server.port());
     let mut stream = watcher
         .subscribe(&config(server.port(), "suffix: .csv\n"))
         .await
@@ -161,7 +161,7 @@ async fn seed_ftp_flow_against_vsftpd() {
     };
 
     let t = TestContext::new();
-    let watcher = Watcher::start(&user, &password);
+    let watcher = Watcher::start(&user, &password, port);
     let yaml =
         format!("host: 127.0.0.1\nport: {port}\ndir: /{run}\ninterval: 300ms\nsuffix: .csv\n");
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");
@@ -232,7 +232,7 @@ async fn ftp_watch_reconnects_after_a_server_restart() {
     let root = tempfile::tempdir().unwrap();
     let mut server = FtpServer::start(root.path());
     let port = server.port();
-    let watcher = Watcher::start("etl", FTP_PASSWORD);
+    let watcher = Watcher::start("etl", FTP_PASSWORD, port);
     let mut stream = watcher
         .subscribe(&config(port, "suffix: .csv\n"))
         .await

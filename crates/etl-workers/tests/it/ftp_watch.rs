@@ -27,7 +27,22 @@ pub(crate) struct Watcher {
 }
 
 impl Watcher {
-    pub(crate) fn start(user: &str, password: &str) -> Watcher {
+    /// ftp-watch whose server `default` is 127.0.0.1:`port` with these credentials.
+    pub(crate) fn start(user: &str, password: &str, port: u16) -> Watcher {
+        Watcher::start_with(
+            &[
+                ("FTP_HOST", "127.0.0.1"),
+                ("FTP_PORT", &port.to_string()),
+                ("FTP_USER", user),
+                ("FTP_PASSWD", password),
+            ],
+            &[],
+        )
+    }
+
+    /// ftp-watch with exactly these environment variables (plus PATH, HOME, TMPDIR)
+    /// and extra arguments.
+    pub(crate) fn start_with(env: &[(&str, &str)], args: &[&str]) -> Watcher {
         let mut command = Command::new(BINARY);
         command.env_clear();
         for name in ["PATH", "HOME", "TMPDIR"] {
@@ -37,9 +52,9 @@ impl Watcher {
         }
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+            .args(args)
             .env("RUST_LOG", "info")
-            .env("FTP_USER", user)
-            .env("FTP_PASSWD", password)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -77,14 +92,29 @@ impl Watcher {
     }
 
     pub(crate) async fn subscribe(&self, config: &str) -> Result<Streaming<Event>, tonic::Status> {
+        self.subscribe_with(config, None).await
+    }
+
+    /// Subscribes, sending `authorization` metadata when given (as Argo's generic source does).
+    pub(crate) async fn subscribe_with(
+        &self,
+        config: &str,
+        authorization: Option<&str>,
+    ) -> Result<Streaming<Event>, tonic::Status> {
         let mut client = EventingClient::connect(format!("http://{}", self.address))
             .await
             .expect("gRPC connect");
+        let mut request = tonic::Request::new(EventSource {
+            name: "ftp-test".to_owned(),
+            config: config.as_bytes().to_vec(),
+        });
+        if let Some(value) = authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.parse().expect("ASCII metadata"));
+        }
         client
-            .start_event_source(EventSource {
-                name: "ftp-test".to_owned(),
-                config: config.as_bytes().to_vec(),
-            })
+            .start_event_source(request)
             .await
             .map(tonic::Response::into_inner)
     }
@@ -154,7 +184,7 @@ async fn ftp_watch_announces_new_then_mod() {
     let root = tempfile::tempdir().unwrap();
     write(root.path(), "old.csv", b"1,old,1\n");
     let server = FtpServer::start(root.path());
-    let watcher = Watcher::start("etl", "secret-password");
+    let watcher = Watcher::start("etl", "secret-password", server.port());
     let mut stream = watcher
         .subscribe(&config(server.port(), "suffix: .csv\n"))
         .await
@@ -198,7 +228,7 @@ async fn ftp_watch_announces_new_then_mod() {
 async fn ftp_watch_waits_until_a_growing_file_settles() {
     let root = tempfile::tempdir().unwrap();
     let server = FtpServer::start(root.path());
-    let watcher = Watcher::start("etl", "x");
+    let watcher = Watcher::start("etl", "x", server.port());
     let mut stream = watcher
         .subscribe(&config(server.port(), "settle: 2\n"))
         .await
@@ -232,7 +262,7 @@ async fn ftp_watch_restart_with_state_neither_misses_nor_repeats() {
         &format!("settle: 0\nexisting: emit\nstate: {}\n", state.display()),
     );
 
-    let mut watcher = Watcher::start("etl", "x");
+    let mut watcher = Watcher::start("etl", "x", server.port());
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");
     write(root.path(), "a.csv", b"1,a,1\n");
     let seen = next_event(&mut stream, &watcher).await;
@@ -255,7 +285,7 @@ async fn ftp_watch_restart_with_state_neither_misses_nor_repeats() {
     // Uploaded while ftp-watch is down.
     write(root.path(), "b.csv", b"1,b,1\n");
 
-    let watcher = Watcher::start("etl", "x");
+    let watcher = Watcher::start("etl", "x", server.port());
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");
     let seen = next_event(&mut stream, &watcher).await;
     // Events of a poll come sorted by name: a repeated a.csv would come first.
@@ -267,7 +297,7 @@ async fn ftp_watch_restart_with_state_neither_misses_nor_repeats() {
 
 #[tokio::test]
 async fn ftp_watch_refuses_unknown_config_keys() {
-    let watcher = Watcher::start("etl", "x");
+    let watcher = Watcher::start("etl", "x", 21);
     let status = watcher
         .subscribe("host: 127.0.0.1\nintervall: 1s\n")
         .await
@@ -295,14 +325,47 @@ async fn ftp_watch_serves_several_streams_at_once() {
     let root_two = tempfile::tempdir().unwrap();
     let one = FtpServer::start(root_one.path());
     let two = FtpServer::start(root_two.path());
-    let watcher = Watcher::start("etl", "x");
+    // `default` is `one` (FTP_*); `two` comes from a servers file with its own password.
+    let settings = tempfile::tempdir().unwrap();
+    let password_file = settings.path().join("two.password");
+    std::fs::write(&password_file, "two-secret\n").unwrap();
+    let servers = settings.path().join("servers.yaml");
+    std::fs::write(
+        &servers,
+        format!(
+            "servers:\n  two:\n    host: 127.0.0.1\n    port: {}\n    user: etl2\n    password_file: {}\n",
+            two.port(),
+            password_file.display()
+        ),
+    )
+    .unwrap();
+    let one_port = one.port().to_string();
+    let watcher = Watcher::start_with(
+        &[
+            ("FTP_HOST", "127.0.0.1"),
+            ("FTP_PORT", &one_port),
+            ("FTP_USER", "etl"),
+            ("FTP_PASSWD", "x"),
+        ],
+        &["--servers", servers.to_str().unwrap()],
+    );
     let extra = "settle: 0\nexisting: emit\n";
     let mut stream_one = watcher.subscribe(&config(one.port(), extra)).await.unwrap();
-    let mut stream_two = watcher.subscribe(&config(two.port(), extra)).await.unwrap();
+    // By name, and the seed's way (host and port equal to the server's).
+    let mut stream_two = watcher
+        .subscribe(&format!("server: two\ninterval: 200ms\n{extra}"))
+        .await
+        .unwrap();
+    let mut stream_three = watcher.subscribe(&config(two.port(), extra)).await.unwrap();
     write(root_one.path(), "one.csv", b"1\n");
     write(root_two.path(), "two.csv", b"2\n");
     assert_eq!(next_event(&mut stream_one, &watcher).await.name, "one.csv");
     assert_eq!(next_event(&mut stream_two, &watcher).await.name, "two.csv");
+    assert_eq!(
+        next_event(&mut stream_three, &watcher).await.name,
+        "two.csv"
+    );
+    assert!(!watcher.log().contains("two-secret"));
 }
 
 #[test]
@@ -318,6 +381,8 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
         .args(["scan", "--config"])
         .arg(&config_path)
         .env("ETL_LOG_FORMAT", "text")
+        .env("FTP_HOST", "127.0.0.1")
+        .env("FTP_PORT", server.port().to_string())
         .output()
         .unwrap();
     assert_eq!(
@@ -342,6 +407,7 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
     let output = Command::new(BINARY)
         .args(["scan", "--config"])
         .arg(&config_path)
+        .env("FTP_HOST", "127.0.0.1")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -353,6 +419,8 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
     let output = Command::new(BINARY)
         .args(["scan", "--config"])
         .arg(&config_path)
+        .env("FTP_HOST", "127.0.0.1")
+        .env("FTP_PORT", port.to_string())
         .output()
         .unwrap();
     assert_eq!(
@@ -433,7 +501,7 @@ async fn ftp_watch_against_vsftpd() {
     };
     write(&dir, "before.csv", b"0\n");
 
-    let watcher = Watcher::start(&user, &password);
+    let watcher = Watcher::start(&user, &password, port);
     let yaml =
         format!("host: 127.0.0.1\nport: {port}\ndir: /{run}\ninterval: 300ms\nsuffix: .csv\n");
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");

@@ -1,0 +1,123 @@
+//! The threats of `docs/security.md`, each tried against the real binaries: credential
+//! harvesting through an event source config, unauthenticated gRPC clients.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use etl_test_support::ftp::FtpServer;
+
+use crate::ftp_watch::{DEADLINE, Watcher, config, write};
+
+const PASSWORD: &str = "real-ftp-password-7Qz";
+
+/// A fake FTP server on 127.0.0.1 that greets every connection and records every byte
+/// it receives: what a credential harvester would run.
+struct Harvester {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Harvester {
+    fn start() -> Harvester {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (count, record) = (Arc::clone(&connections), Arc::clone(&received));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                count.fetch_add(1, Ordering::SeqCst);
+                let record = Arc::clone(&record);
+                std::thread::spawn(move || {
+                    let _ = stream.write_all(b"220 welcome\r\n");
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        record.lock().unwrap().extend_from_slice(&buf[..n]);
+                        // Play along so that a client would go on to PASS.
+                        let _ = stream.write_all(b"331 password please\r\n");
+                    }
+                });
+            }
+        });
+        Harvester {
+            port,
+            connections,
+            received,
+        }
+    }
+
+    fn assert_untouched(&self) {
+        assert_eq!(
+            self.connections.load(Ordering::SeqCst),
+            0,
+            "ftp-watch connected to the harvester; it received {:?}",
+            String::from_utf8_lossy(&self.received.lock().unwrap())
+        );
+        assert!(self.received.lock().unwrap().is_empty());
+    }
+}
+
+/// Issue 18: a gRPC client naming another host or port gets an error status, and no
+/// connection is made there; the seed-style config naming the configured server works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_naming_an_unconfigured_server_is_refused_without_connecting() {
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let harvester = Harvester::start();
+    let watcher = Watcher::start("etl", PASSWORD, server.port());
+
+    let refused = [
+        format!("host: 127.0.0.1\nport: {}\n", harvester.port),
+        format!("port: {}\n", harvester.port),
+        format!("server: default\nport: {}\n", harvester.port),
+        // Same address, other spelling: host names are compared, never resolved.
+        format!("host: localhost\nport: {}\n", server.port()),
+        "host: ftp.attacker.example\n".to_owned(),
+    ];
+    for yaml in &refused {
+        let status = watcher
+            .subscribe(&format!("{yaml}interval: 50ms\nsettle: 0\n"))
+            .await
+            .expect_err("an unconfigured server must be refused");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{yaml}");
+        assert!(
+            status
+                .message()
+                .contains("not a server ftp-watch is configured with")
+                || status.message().contains("does not match server"),
+            "{yaml}: {}",
+            status.message()
+        );
+    }
+    let status = watcher
+        .subscribe("server: elsewhere\n")
+        .await
+        .expect_err("an unknown server name must be refused");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(status.message().contains("configured: default"));
+
+    // The seed's config (host equal to FTP_HOST) still works end to end.
+    let mut stream = watcher
+        .subscribe(&config(server.port(), "settle: 0\nexisting: emit\n"))
+        .await
+        .expect("the configured server is accepted");
+    write(root.path(), "after.csv", b"1,a,1\n");
+    let event = tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("an event in time")
+        .expect("a message")
+        .expect("an open stream");
+    assert_eq!(event.name, "new");
+    assert!(String::from_utf8_lossy(&event.payload).contains("after.csv"));
+
+    // By now every refused stream has had many poll intervals to connect.
+    harvester.assert_untouched();
+    assert!(!watcher.log().contains(PASSWORD));
+}
