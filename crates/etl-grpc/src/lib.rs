@@ -3,15 +3,22 @@
 //! This crate owns `proto/generic.proto` (package `generic`, service
 //! `Eventing.StartEventSource`), the tonic code generated from it (server *and*
 //! client, so tests can talk to a server) and [`serve`], which runs a service on an
-//! already bound listener until a shutdown future completes.
+//! already bound listener until a shutdown future completes, refusing streams without
+//! the configured [`BearerToken`].
 //!
 //! It deliberately knows nothing about FTP: the polling logic implements
 //! [`proto::eventing_server::Eventing`] in `etl-workers` (module `ftp_watch`).
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
 
 /// Code generated from `proto/generic.proto`.
 #[allow(clippy::all, missing_docs)]
@@ -37,6 +44,80 @@ pub enum Error {
     },
 }
 
+/// The token a client must send as gRPC metadata `authorization: Bearer <token>` (what
+/// Argo's generic event source sends when `authSecret` is set).
+///
+/// Only its SHA-256 is kept; [`Debug`] never shows it.
+#[derive(Clone)]
+pub struct BearerToken {
+    digest: Arc<[u8; 32]>,
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+/// A token that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the auth token is empty or holds characters other than visible ASCII")]
+pub struct InvalidToken;
+
+impl BearerToken {
+    /// A token from its text (surrounding whitespace, e.g. a file's newline, removed).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidToken`] when empty or not visible ASCII (it could never be sent as metadata).
+    pub fn new(text: &str) -> Result<Self, InvalidToken> {
+        let token = text.trim();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(InvalidToken);
+        }
+        Ok(BearerToken {
+            digest: Arc::new(Sha256::digest(token.as_bytes()).into()),
+        })
+    }
+
+    /// Whether `metadata` carries `authorization: Bearer <this token>`. The comparison
+    /// is of SHA-256 digests in constant time, so neither the token's bytes nor its
+    /// length can be learned from timing.
+    ///
+    /// # Errors
+    ///
+    /// [`Status::unauthenticated`] when the header is missing, malformed or wrong.
+    #[allow(clippy::result_large_err)]
+    pub fn check(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let Some(value) = metadata.get("authorization") else {
+            return Err(Status::unauthenticated(
+                "missing `authorization: Bearer <token>` metadata",
+            ));
+        };
+        let presented = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(|| Status::unauthenticated("`authorization` is not `Bearer <token>`"))?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if bool::from(digest.ct_eq(&*self.digest)) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated("wrong bearer token"))
+        }
+    }
+}
+
+/// How [`serve_with`] protects the service.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Refuse every call without this token (`UNAUTHENTICATED`).
+    pub token: Option<BearerToken>,
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -60,12 +141,78 @@ where
     S: Eventing,
     F: Future<Output = ()> + Send,
 {
+    serve_with(listener, service, ServeOptions::default(), shutdown).await
+}
+
+/// [`serve`] with [`ServeOptions`]: with a token, every call lacking it is refused with
+/// `UNAUTHENTICATED` before the service sees it.
+///
+/// # Errors
+///
+/// [`Error::Serve`] when the transport fails.
+pub async fn serve_with<S, F>(
+    listener: TcpListener,
+    service: S,
+    options: ServeOptions,
+    shutdown: F,
+) -> Result<()>
+where
+    S: Eventing,
+    F: Future<Output = ()> + Send,
+{
     let address = listener
         .local_addr()
         .map_or_else(|_| "unknown address".to_owned(), |a| a.to_string());
+    let token = options.token;
+    let guarded = EventingServer::with_interceptor(service, move |request: tonic::Request<()>| {
+        if let Some(token) = &token {
+            token.check(request.metadata()).inspect_err(|status| {
+                tracing::warn!(
+                    reason = status.message(),
+                    "refused an unauthenticated gRPC call"
+                );
+            })?;
+        }
+        Ok(request)
+    });
     tonic::transport::Server::builder()
-        .add_service(EventingServer::new(service))
+        .add_service(guarded)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(|source| Error::Serve { address, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(value: Option<&str>) -> MetadataMap {
+        let mut map = MetadataMap::new();
+        if let Some(value) = value {
+            map.insert("authorization", value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_token_checks() {
+        let token = BearerToken::new("s3cret-token\n").unwrap();
+        assert!(token.check(&metadata(Some("Bearer s3cret-token"))).is_ok());
+        assert!(token.check(&metadata(Some("bearer s3cret-token"))).is_ok());
+        for wrong in [
+            None,
+            Some("Bearer s3cret-tokeN"),
+            Some("Bearer s3cret-token2"),
+            Some("Bearer "),
+            Some("Basic s3cret-token"),
+            Some("s3cret-token"),
+        ] {
+            let status = token.check(&metadata(wrong)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{wrong:?}");
+            assert!(!status.message().contains("s3cret"));
+        }
+        assert!(!format!("{token:?}").contains("s3cret"));
+        assert_eq!(BearerToken::new(" \n").unwrap_err(), InvalidToken);
+        assert_eq!(BearerToken::new("a b").unwrap_err(), InvalidToken);
+    }
 }

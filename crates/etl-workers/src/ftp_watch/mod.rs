@@ -36,7 +36,8 @@ use servers::Registry;
 const EXAMPLES: &str = "\
 Examples:
   # Serve the event source (Argo Events connects to it); the server `default`:
-  FTP_HOST=ftp.example.com FTP_USER=etl FTP_PASSWD=secret ftp-watch --listen 0.0.0.0:50051
+  FTP_HOST=ftp.example.com FTP_USER=etl FTP_PASSWD=secret ftp-watch --listen 0.0.0.0:50051 \\
+    --auth-token-file /etc/ftp-watch/auth/token
 
   # More servers, each with its own credentials:
   ftp-watch --servers servers.yaml
@@ -79,6 +80,10 @@ pub struct FtpWatchArgs {
     /// YAML file of further servers: `servers: {NAME: {host, port, tls, user, password_file}}`.
     #[arg(long, env = env_vars::FTP_WATCH_SERVERS)]
     pub servers: Option<PathBuf>,
+    /// File holding the token every gRPC call must send as `authorization: Bearer <token>`
+    /// (Argo's generic EventSource `authSecret`); calls without it get UNAUTHENTICATED.
+    #[arg(long, env = env_vars::FTP_WATCH_AUTH_TOKEN_FILE)]
+    pub auth_token_file: Option<PathBuf>,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
@@ -111,8 +116,32 @@ pub async fn run(args: FtpWatchArgs) -> anyhow::Result<ExitStatus> {
     let servers = load_servers(args.servers.as_deref()).await?;
     match args.command {
         Some(FtpWatchCommand::Scan(scan_args)) => scan(&scan_args, &servers).await,
-        None => serve(args.listen, servers).await,
+        None => {
+            let options = serve_options(&args).await?;
+            serve(args.listen, servers, options).await
+        }
     }
+}
+
+/// The bearer token (and TLS identity) the gRPC server requires.
+async fn serve_options(args: &FtpWatchArgs) -> anyhow::Result<etl_grpc::ServeOptions> {
+    let mut options = etl_grpc::ServeOptions::default();
+    if let Some(path) = &args.auth_token_file {
+        let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+            UsageError(format!(
+                "cannot read auth token file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let token = etl_grpc::BearerToken::new(&text)
+            .map_err(|e| UsageError(format!("auth token file {}: {e}", path.display())))?;
+        options.token = Some(token);
+    } else {
+        tracing::warn!(
+            "no --auth-token-file: any client that can reach the gRPC port can start event sources"
+        );
+    }
+    Ok(options)
 }
 
 /// The configured servers: `default` from `FTP_*`, plus the `--servers` file.
@@ -136,7 +165,11 @@ async fn load_servers(file: Option<&std::path::Path>) -> anyhow::Result<Registry
     Ok(servers)
 }
 
-async fn serve(listen: SocketAddr, servers: Registry) -> anyhow::Result<ExitStatus> {
+async fn serve(
+    listen: SocketAddr,
+    servers: Registry,
+    options: etl_grpc::ServeOptions,
+) -> anyhow::Result<ExitStatus> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -145,9 +178,9 @@ async fn serve(listen: SocketAddr, servers: Registry) -> anyhow::Result<ExitStat
     {
         eprintln!("listening on {bound}");
     }
-    tracing::info!(address = %bound, "ftp-watch serving generic.Eventing");
+    tracing::info!(address = %bound, authenticated = options.token.is_some(), "ftp-watch serving generic.Eventing");
     let service = service::WatchService::new(servers);
-    etl_grpc::serve(listener, service, shutdown_signal()).await?;
+    etl_grpc::serve_with(listener, service, options, shutdown_signal()).await?;
     tracing::info!("ftp-watch stopped");
     Ok(ExitStatus::Success)
 }

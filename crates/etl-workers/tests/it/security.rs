@@ -121,3 +121,85 @@ async fn a_config_naming_an_unconfigured_server_is_refused_without_connecting() 
     harvester.assert_untouched();
     assert!(!watcher.log().contains(PASSWORD));
 }
+
+/// ftp-watch requiring the bearer token in `token`, watching `port` as `default`.
+fn watcher_with_token(port: u16, token: &str) -> (Watcher, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let port = port.to_string();
+    let watcher = Watcher::start_with(
+        &[
+            ("FTP_HOST", "127.0.0.1"),
+            ("FTP_PORT", &port),
+            ("FTP_USER", "etl"),
+            ("FTP_PASSWD", PASSWORD),
+            ("FTP_WATCH_AUTH_TOKEN_FILE", token_file.to_str().unwrap()),
+        ],
+        &[],
+    );
+    (watcher, dir)
+}
+
+/// Issue 18: with a token configured, a call without it or with another is refused with
+/// UNAUTHENTICATED before its config is even read; the right token streams events.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_calls_need_the_bearer_token() {
+    const TOKEN: &str = "tok-9f8e7d6c5b4a";
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let (watcher, _token_dir) = watcher_with_token(server.port(), TOKEN);
+    let yaml = config(server.port(), "settle: 0\nexisting: emit\n");
+
+    for (label, authorization) in [
+        ("no token", None),
+        ("wrong token", Some("Bearer tok-9f8e7d6c5b4b")),
+        ("token as prefix", Some("Bearer tok-9f8e7d6c5b4a-and-more")),
+        ("other scheme", Some("Basic tok-9f8e7d6c5b4a")),
+        ("bare token", Some(TOKEN)),
+    ] {
+        let status = watcher
+            .subscribe_with(&yaml, authorization)
+            .await
+            .expect_err(label);
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{label}");
+    }
+    // A refused call never reached the service: no poller was started.
+    assert!(!watcher.log().contains("event source started"));
+
+    let mut stream = watcher
+        .subscribe_with(&yaml, Some(&format!("Bearer {TOKEN}")))
+        .await
+        .expect("the right token is accepted");
+    write(root.path(), "ok.csv", b"1,a,1\n");
+    let event = tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("an event in time")
+        .expect("a message")
+        .expect("an open stream");
+    assert_eq!(event.name, "new");
+    assert!(String::from_utf8_lossy(&event.payload).contains("ok.csv"));
+    assert!(!watcher.log().contains(TOKEN));
+}
+
+/// A token file that cannot be used stops ftp-watch at start with exit 2.
+#[test]
+fn an_unusable_token_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    for file in [empty, dir.path().join("missing")] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ftp-watch"))
+            .args(["--listen", "127.0.0.1:0", "--auth-token-file"])
+            .arg(&file)
+            .env("FTP_HOST", "127.0.0.1")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
