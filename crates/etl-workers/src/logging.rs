@@ -24,6 +24,11 @@ pub fn chosen() -> LogFormat {
 
 /// Installs the global subscriber. `format` `None` picks text on a terminal, JSON otherwise.
 pub fn init(format: Option<LogFormat>) {
+    init_capped(format, &[]);
+}
+
+/// [`init`], with extra filter directives (`target=level`) that `RUST_LOG` cannot lower.
+pub fn init_capped(format: Option<LogFormat>, caps: &[&str]) {
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         LogFormat::Text
     } else {
@@ -35,10 +40,11 @@ pub fn init(format: Option<LogFormat>) {
         EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn")
     });
     // suppaftp traces every control command, `PASS <password>` included: never below debug.
-    let filter = match "suppaftp=debug".parse() {
-        Ok(cap) => filter.add_directive(cap),
-        Err(_) => filter,
-    };
+    let filter = ["suppaftp=debug"]
+        .iter()
+        .chain(caps)
+        .filter_map(|cap| cap.parse().ok())
+        .fold(filter, EnvFilter::add_directive);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
