@@ -18,6 +18,7 @@
 //! | `existing` | `ignore` | `ignore` or `emit` files present on a first start |
 //! | `state` | none | local JSON file keeping the announced listing across restarts |
 //! | `user` | the server's | accepted only when equal to the server's user |
+//! | `szfield`, `dtfields` | | the seed's LIST column positions: accepted and ignored |
 //!
 //! Servers and credentials are ftp-watch's own settings ([`super::servers`]); a config
 //! only chooses among them and never carries a password.
@@ -97,6 +98,10 @@ pub struct WatchConfig {
     pub password: Option<serde::de::IgnoredAny>,
     /// Rejected like `password`.
     pub passwd: Option<serde::de::IgnoredAny>,
+    /// The seed's size column of LIST lines: ignored (listings are parsed from MLSD/LIST).
+    pub szfield: Option<serde::de::IgnoredAny>,
+    /// The seed's time columns of LIST lines: ignored like `szfield`.
+    pub dtfields: Option<serde::de::IgnoredAny>,
 }
 
 /// Values taken from the environment (`FTP_*`).
@@ -173,6 +178,8 @@ pub struct WatchSettings {
     pub existing: Existing,
     /// Local state file.
     pub state: Option<PathBuf>,
+    /// Seed keys that were given and are ignored (for one info line).
+    pub ignored: Vec<&'static str>,
 }
 
 /// Default poll interval.
@@ -256,7 +263,15 @@ impl WatchSettings {
         ftp.passive = config.passive.unwrap_or(true);
         ftp.tls = config.tls.unwrap_or(server.tls);
         let dir = config.dir.unwrap_or_else(|| "/".to_owned());
+        let ignored = [
+            ("szfield", config.szfield.is_some()),
+            ("dtfields", config.dtfields.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect();
         Ok(WatchSettings {
+            ignored,
             server: server.name.clone(),
             ftp,
             dir: if dir.is_empty() { "/".to_owned() } else { dir },
@@ -323,6 +338,24 @@ mod tests {
         assert_eq!(s.state, Some(PathBuf::from("/tmp/s.json")));
         assert!(s.filter.matches("20230414.csv"));
         assert!(!s.filter.matches("x.csv"));
+    }
+
+    #[test]
+    fn seed_listing_keys_are_accepted_and_ignored() {
+        let s = WatchSettings::from_yaml(
+            b"host: ftp.example\ndir: /\npassive: true\nszfield: 4\ndtfields: [-4, -3, -2]\n",
+            &servers(),
+        )
+        .unwrap();
+        assert_eq!(s.ignored, ["szfield", "dtfields"]);
+        assert!(
+            WatchSettings::from_yaml(b"", &servers())
+                .unwrap()
+                .ignored
+                .is_empty()
+        );
+        let e = WatchSettings::from_yaml(b"szfeild: 4\n", &servers()).unwrap_err();
+        assert!(message(&e).contains("unknown field `szfeild`"), "{e}");
     }
 
     #[test]

@@ -60,7 +60,7 @@ Examples:
 Events: {\"name\": \"new\"|\"mod\", \"payload\": {\"name\": path relative to dir, \"sz\": bytes,
 \"dt\": RFC 3339 modification time, \"path\": full remote path}}.
 Config keys: server host port dir passive tls interval recursive suffix glob settle existing
-state user. A config only chooses among the configured servers: a host or port that is not a
+state user (and the seed's szfield, dtfields: accepted, ignored). A config only chooses among the configured servers: a host or port that is not a
 configured server's is refused (PERMISSION_DENIED) and never connected to. Credentials come
 from FTP_USER / FTP_PASSWD or the servers file only; unknown config keys are refused.
 Exit codes: 0 done, 1 remote/transient failure, 2 invalid usage or configuration.";

@@ -54,6 +54,9 @@ impl Eventing for WatchService {
             tracing::warn!(source = %source.name, "{e}");
             status(&source.name, &e)
         })?;
+        if !settings.ignored.is_empty() {
+            tracing::info!(source = %source.name, keys = ?settings.ignored, "ignoring the seed's LIST column keys: listings are parsed from MLSD/LIST");
+        }
         tracing::info!(
             source = %source.name,
             server = %settings.server,

@@ -319,6 +319,45 @@ async fn ftp_watch_refuses_unknown_config_keys() {
     );
 }
 
+/// Issue 16: the seed's own EventSource config works unchanged (its LIST column keys are
+/// ignored with one info line); a misspelt key is still refused.
+#[tokio::test]
+async fn ftp_watch_accepts_the_seed_config_unchanged() {
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let watcher = Watcher::start("etl", "x", server.port());
+    let seed = format!(
+        "host: 127.0.0.1\nport: {}\ndir: /\npassive: true\nszfield: 4\ndtfields: [-4, -3, -2]\ninterval: 200ms\nsettle: 0\n",
+        server.port()
+    );
+    let mut stream = watcher.subscribe(&seed).await.expect("the seed's config");
+    watcher.wait_for_log("first listing").await;
+    write(root.path(), "seed.csv", b"1,a,1\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str()),
+        ("new", "seed.csv")
+    );
+    assert_eq!(
+        watcher
+            .log()
+            .matches("ignoring the seed's LIST column keys")
+            .count(),
+        1
+    );
+
+    let status = watcher
+        .subscribe(&seed.replace("szfield", "sizefield"))
+        .await
+        .expect_err("a typo is refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("unknown field `sizefield`"),
+        "{}",
+        status.message()
+    );
+}
+
 #[tokio::test]
 async fn ftp_watch_serves_several_streams_at_once() {
     let root_one = tempfile::tempdir().unwrap();
