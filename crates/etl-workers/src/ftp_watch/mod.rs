@@ -218,7 +218,12 @@ async fn scan(args: &ScanArgs, servers: &Registry) -> anyhow::Result<ExitStatus>
     settings.settle = 0;
     let listing = async {
         let mut connection = etl_ftp::connect(&settings.ftp).await?;
-        let listing = poller::walk(&mut connection, &settings).await?;
+        let listing = poller::walk(
+            &mut connection,
+            &settings,
+            &mut etl_ftp::ListingCache::default(),
+        )
+        .await?;
         let _ = connection.quit().await;
         Ok::<_, etl_ftp::Error>(listing)
     }
