@@ -33,6 +33,9 @@ pub use proto::{Event, EventSource};
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The TLS certificate or key cannot be used.
+    #[error("gRPC TLS certificate/key")]
+    Tls(#[source] tonic::transport::Error),
     /// The gRPC server failed while serving `address`.
     #[error("gRPC server on {address} failed")]
     Serve {
@@ -111,11 +114,31 @@ impl BearerToken {
     }
 }
 
+/// A PEM certificate chain and its private key to serve TLS with ([`Debug`] hides the key).
+#[derive(Clone)]
+pub struct TlsPem {
+    /// Certificate chain (PEM).
+    pub cert: Vec<u8>,
+    /// Private key (PEM).
+    pub key: Vec<u8>,
+}
+
+impl fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsPem")
+            .field("cert_bytes", &self.cert.len())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
 /// How [`serve_with`] protects the service.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Refuse every call without this token (`UNAUTHENTICATED`).
     pub token: Option<BearerToken>,
+    /// Serve over TLS (rustls, aws-lc-rs) with this identity instead of plain HTTP/2.
+    pub tls: Option<TlsPem>,
 }
 
 /// Result alias of this crate.
@@ -123,7 +146,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl etl_error::Classify for Error {
     fn class(&self) -> etl_error::ErrorClass {
-        etl_error::ErrorClass::Retryable
+        match self {
+            Error::Tls(_) => etl_error::ErrorClass::BadInput,
+            Error::Serve { .. } => etl_error::ErrorClass::Retryable,
+        }
     }
 }
 
@@ -145,11 +171,11 @@ where
 }
 
 /// [`serve`] with [`ServeOptions`]: with a token, every call lacking it is refused with
-/// `UNAUTHENTICATED` before the service sees it.
+/// `UNAUTHENTICATED` before the service sees it; with TLS, only TLS clients are served.
 ///
 /// # Errors
 ///
-/// [`Error::Serve`] when the transport fails.
+/// [`Error::Tls`] for an unusable identity, [`Error::Serve`] when the transport fails.
 pub async fn serve_with<S, F>(
     listener: TcpListener,
     service: S,
@@ -175,7 +201,14 @@ where
         }
         Ok(request)
     });
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(pem) = options.tls {
+        let identity = tonic::transport::Identity::from_pem(pem.cert, pem.key);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(Error::Tls)?;
+    }
+    builder
         .add_service(guarded)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await

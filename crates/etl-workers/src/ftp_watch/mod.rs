@@ -84,6 +84,12 @@ pub struct FtpWatchArgs {
     /// (Argo's generic EventSource `authSecret`); calls without it get UNAUTHENTICATED.
     #[arg(long, env = env_vars::FTP_WATCH_AUTH_TOKEN_FILE)]
     pub auth_token_file: Option<PathBuf>,
+    /// PEM certificate (chain): serve gRPC over TLS (with `--tls-key`).
+    #[arg(long, env = env_vars::FTP_WATCH_TLS_CERT, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = env_vars::FTP_WATCH_TLS_KEY, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
@@ -141,6 +147,16 @@ async fn serve_options(args: &FtpWatchArgs) -> anyhow::Result<etl_grpc::ServeOpt
             "no --auth-token-file: any client that can reach the gRPC port can start event sources"
         );
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))
+        };
+        options.tls = Some(etl_grpc::TlsPem {
+            cert: read(cert)?,
+            key: read(key)?,
+        });
+    }
     Ok(options)
 }
 
@@ -178,7 +194,7 @@ async fn serve(
     {
         eprintln!("listening on {bound}");
     }
-    tracing::info!(address = %bound, authenticated = options.token.is_some(), "ftp-watch serving generic.Eventing");
+    tracing::info!(address = %bound, authenticated = options.token.is_some(), tls = options.tls.is_some(), "ftp-watch serving generic.Eventing");
     let service = service::WatchService::new(servers);
     etl_grpc::serve_with(listener, service, options, shutdown_signal()).await?;
     tracing::info!("ftp-watch stopped");

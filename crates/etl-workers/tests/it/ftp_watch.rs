@@ -91,6 +91,10 @@ impl Watcher {
         self.stderr.lock().unwrap().clone()
     }
 
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     pub(crate) async fn subscribe(&self, config: &str) -> Result<Streaming<Event>, tonic::Status> {
         self.subscribe_with(config, None).await
     }

@@ -203,3 +203,149 @@ fn an_unusable_token_file_is_a_usage_error() {
         );
     }
 }
+
+/// A test CA and a certificate for `localhost` it signed, made by the system's `openssl`:
+/// `(ca, cert, key)`; `None` (with a note) where there is no usable `openssl`.
+fn test_certificates(
+    dir: &std::path::Path,
+) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let ext = dir.join("leaf.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<String>; 3] = [
+        [
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=etl test CA",
+            "-keyout",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .chain([path("ca.key"), "-out".into(), path("ca.crt")])
+        .chain(ec.iter().map(ToString::to_string))
+        .collect(),
+        ["req", "-subj", "/CN=localhost", "-keyout"]
+            .iter()
+            .map(ToString::to_string)
+            .chain([path("tls.key"), "-out".into(), path("tls.csr")])
+            .chain(ec.iter().map(ToString::to_string))
+            .collect(),
+        ["x509", "-req", "-days", "1", "-in"]
+            .iter()
+            .map(ToString::to_string)
+            .chain([
+                path("tls.csr"),
+                "-CA".into(),
+                path("ca.crt"),
+                "-CAkey".into(),
+                path("ca.key"),
+                "-CAcreateserial".into(),
+                "-extfile".into(),
+                ext.to_str().unwrap().to_owned(),
+                "-out".into(),
+                path("tls.crt"),
+            ])
+            .collect(),
+    ];
+    for args in &steps {
+        let made = std::process::Command::new("openssl").args(args).output();
+        if !made.is_ok_and(|o| o.status.success()) {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("skipped: no usable `openssl` to make test certificates");
+            }
+            return None;
+        }
+    }
+    Some((dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key")))
+}
+
+/// Optional gRPC TLS: a client trusting the certificate streams events (with the token);
+/// a plaintext client gets nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_over_tls_with_the_token() {
+    const TOKEN: &str = "tls-token-1234";
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ca, cert, key)) = test_certificates(dir.path()) else {
+        return;
+    };
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let port = server.port().to_string();
+    let watcher = Watcher::start_with(
+        &[
+            ("FTP_HOST", "127.0.0.1"),
+            ("FTP_PORT", &port),
+            ("FTP_PASSWD", PASSWORD),
+            ("FTP_WATCH_AUTH_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("FTP_WATCH_TLS_CERT", cert.to_str().unwrap()),
+            ("FTP_WATCH_TLS_KEY", key.to_str().unwrap()),
+        ],
+        &[],
+    );
+    let address = watcher.address();
+    let yaml = config(server.port(), "settle: 0\nexisting: emit\n");
+
+    // Plaintext HTTP/2 to a TLS port: refused at the transport.
+    if let Ok(mut plain) = etl_grpc::EventingClient::connect(format!("http://{address}")).await {
+        let attempt = tokio::time::timeout(
+            DEADLINE,
+            plain.start_event_source(etl_grpc::EventSource {
+                name: "plain".into(),
+                config: yaml.clone().into_bytes(),
+            }),
+        )
+        .await
+        .expect("an answer in time");
+        assert!(attempt.is_err(), "a plaintext call was served");
+    }
+
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            std::fs::read(&ca).unwrap(),
+        ))
+        .domain_name("localhost");
+    let channel = tonic::transport::Channel::from_shared(format!("https://{address}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("TLS connect");
+    let mut client = etl_grpc::EventingClient::new(channel);
+    let mut request = tonic::Request::new(etl_grpc::EventSource {
+        name: "tls".into(),
+        config: yaml.into_bytes(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let mut stream = client
+        .start_event_source(request)
+        .await
+        .expect("stream over TLS")
+        .into_inner();
+    write(root.path(), "tls.csv", b"1,a,1\n");
+    let event = tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("an event in time")
+        .expect("a message")
+        .expect("an open stream");
+    assert!(String::from_utf8_lossy(&event.payload).contains("tls.csv"));
+}
