@@ -349,3 +349,44 @@ async fn grpc_over_tls_with_the_token() {
         .expect("an open stream");
     assert!(String::from_utf8_lossy(&event.payload).contains("tls.csv"));
 }
+
+/// etl-notify verifies the webhook's certificate: a TLS server whose certificate comes
+/// from a CA the system does not trust (ftp-watch with the test CA's certificate) gets no
+/// request; the failure is one warning naming the certificate, without the URL.
+#[test]
+fn notify_refuses_a_webhook_certificate_it_cannot_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_ca, cert, key)) = test_certificates(dir.path()) else {
+        return;
+    };
+    let watcher = Watcher::start_with(
+        &[
+            ("FTP_HOST", "127.0.0.1"),
+            ("FTP_WATCH_TLS_CERT", cert.to_str().unwrap()),
+            ("FTP_WATCH_TLS_KEY", key.to_str().unwrap()),
+        ],
+        &[],
+    );
+    let url = format!(
+        "https://localhost:{}/services/T1/B2/notifySecret9",
+        watcher.address().port()
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_etl-notify"))
+        .env("WEBHOOK_URL", &url)
+        .env("STATUS", "Failed")
+        .env("RUST_LOG", "trace")
+        .env("ETL_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&output.stderr);
+    let warning = log
+        .lines()
+        .find(|l| l.contains("notification not sent"))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(
+        warning.to_ascii_lowercase().contains("certificate") || warning.contains("UnknownIssuer"),
+        "{warning}"
+    );
+    assert!(!log.contains("notifySecret9"), "{log}");
+}
