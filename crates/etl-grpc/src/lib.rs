@@ -248,4 +248,23 @@ mod tests {
         assert_eq!(BearerToken::new(" \n").unwrap_err(), InvalidToken);
         assert_eq!(BearerToken::new("a b").unwrap_err(), InvalidToken);
     }
+
+    #[test]
+    fn tls_key_is_not_printed() {
+        let pem = TlsPem {
+            cert: b"CERT".to_vec(),
+            key: b"-----BEGIN PRIVATE KEY-----".to_vec(),
+        };
+        assert!(!format!("{pem:?}").contains("PRIVATE"));
+        assert!(
+            !format!(
+                "{:?}",
+                ServeOptions {
+                    token: None,
+                    tls: Some(pem)
+                }
+            )
+            .contains("PRIVATE")
+        );
+    }
 }

@@ -71,7 +71,17 @@ async fn a_config_naming_an_unconfigured_server_is_refused_without_connecting() 
     let root = tempfile::tempdir().unwrap();
     let server = FtpServer::start(root.path());
     let harvester = Harvester::start();
-    let watcher = Watcher::start("etl", PASSWORD, server.port());
+    let port = server.port().to_string();
+    let watcher = Watcher::start_with(
+        &[
+            ("FTP_HOST", "127.0.0.1"),
+            ("FTP_PORT", &port),
+            ("FTP_USER", "etl"),
+            ("FTP_PASSWD", PASSWORD),
+            ("RUST_LOG", "trace"),
+        ],
+        &[],
+    );
 
     let refused = [
         format!("host: 127.0.0.1\nport: {}\n", harvester.port),
