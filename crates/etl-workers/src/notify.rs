@@ -214,6 +214,8 @@ impl Notification {
 enum PostError {
     #[error("the webhook URL is not a valid http(s) URL")]
     BadUrl,
+    #[error("the webhook URL is not https (plain http only to this machine); refused")]
+    NotHttps,
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("{0}")]
@@ -229,7 +231,7 @@ impl PostError {
         match self {
             PostError::Timeout(_) | PostError::Transport(_) => true,
             PostError::Status(code) => *code == 429 || *code >= 500,
-            PostError::BadUrl | PostError::Tls(_) => false,
+            PostError::BadUrl | PostError::NotHttps | PostError::Tls(_) => false,
         }
     }
 }
@@ -245,6 +247,16 @@ fn redacted(error: &dyn std::error::Error, url: &str, host: &str) -> String {
         text = text.replace(host, "<webhook host>");
     }
     text
+}
+
+/// `localhost` or a loopback address (plain http stays on the machine).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 type HttpsClient = Client<
@@ -287,6 +299,9 @@ async fn post(url: &str, notification: &Notification) -> Result<(), PostError> {
     let uri: http::Uri = url.trim().parse().map_err(|_| PostError::BadUrl)?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
         return Err(PostError::BadUrl);
+    }
+    if uri.scheme_str() == Some("http") && !is_loopback(uri.host().unwrap_or_default()) {
+        return Err(PostError::NotHttps);
     }
     let body = Bytes::from(
         serde_json::to_vec(notification).map_err(|e| PostError::Transport(e.to_string()))?,
@@ -386,6 +401,12 @@ mod tests {
         assert_eq!(n.error, "");
         assert!(n.text.contains("output=b/output/t.parquet"), "{}", n.text);
         assert!(n.text.starts_with(":white_check_mark:"));
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        assert!(is_loopback("127.0.0.1") && is_loopback("[::1]") && is_loopback("LocalHost"));
+        assert!(!is_loopback("hooks.slack.com") && !is_loopback("10.0.0.1"));
     }
 
     #[test]

@@ -235,6 +235,18 @@ fn notify_failure_is_one_warning_without_the_url() {
     assert_eq!(gone.received().len(), 1);
     assert_no_url(&output, &gone.url());
 
+    // Plain http to another machine would send the secret in clear: refused, nothing sent.
+    let output = notify(&[(
+        "WEBHOOK_URL",
+        "http://hooks.example.invalid/services/XyZsecretPart42",
+    )]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stderr(&output).contains("not https"), "{}", stderr(&output));
+    assert_no_url(
+        &output,
+        "http://hooks.example.invalid/services/XyZsecretPart42",
+    );
+
     // Nobody listening: still exit 0, still no URL in the log.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
