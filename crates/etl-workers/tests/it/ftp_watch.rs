@@ -575,3 +575,54 @@ async fn ftp_watch_against_vsftpd() {
     drop(stream);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 20: on a server without MLSD, ftp-watch's polls after the first cost one LIST per
+/// folder and no MDTM/SIZE while nothing changes; a change costs one MDTM.
+#[tokio::test]
+async fn ftp_watch_polls_unchanged_files_without_mdtm() {
+    const FILES: usize = 30;
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..FILES {
+        write(
+            root.path(),
+            &format!("day/{i}.csv"),
+            format!("{i},x,1\n").as_bytes(),
+        );
+    }
+    let server = FtpServer::start(root.path());
+    let proxy = etl_test_support::ftp_count::CountingFtpProxy::without_mlsd(server.port());
+    let watcher = Watcher::start("etl", "x", proxy.port());
+    let mut stream = watcher
+        .subscribe(&format!(
+            "dir: /\ninterval: 100ms\nsettle: 0\nport: {}\n",
+            proxy.port()
+        ))
+        .await
+        .expect("stream");
+    watcher.wait_for_log("first listing").await;
+    // Wait for at least five more polls (two folders: `/` and `/day`, one LIST each).
+    let start = proxy.count("LIST");
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while proxy.count("LIST") < start + 10 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "no polls: {:?}",
+            proxy.commands()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(proxy.count("MLSD"), 0);
+    assert_eq!(proxy.count("MDTM"), FILES, "MDTM only on the first poll");
+    assert_eq!(proxy.count("SIZE"), 0);
+
+    // Replaced whole (a rename from outside the served tree): no poll sees it half written.
+    let staging = tempfile::tempdir_in(root.path().parent().unwrap()).unwrap();
+    write(staging.path(), "7.csv", b"7,changed,100\n");
+    std::fs::rename(staging.path().join("7.csv"), root.path().join("day/7.csv")).unwrap();
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str()),
+        ("mod", "day/7.csv")
+    );
+    assert_eq!(proxy.count("MDTM"), FILES + 1);
+}
