@@ -1,7 +1,7 @@
 #!/bin/sh
-# Builds the four worker binaries exactly as the container image does:
+# Builds the worker binaries exactly as the container image does:
 # docker/Dockerfile copies and RUNs this script, CI runs it too, so the two
-# cannot drift. Output: target/dist/{etl,agg,ftp-etl,ftp-watch}.
+# cannot drift. Output: target/dist/{etl,agg,ftp-etl,ftp-watch,etl-notify}.
 # Extra cargo arguments (e.g. --target-dir DIR) are passed through.
 set -eu
 cd "$(dirname "$0")/.."

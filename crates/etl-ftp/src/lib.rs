@@ -20,6 +20,7 @@
 mod error;
 mod listing;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -108,6 +109,58 @@ pub struct Capabilities {
     pub mdtm: bool,
     /// `SIZE` file sizes.
     pub size: bool,
+}
+
+/// What the last LIST said about each file and the exact time MDTM gave then, so that a
+/// later listing asks MDTM only for files whose LIST line (size, coarse time, name)
+/// changed. Keep one per watched tree across polls (and reconnections).
+#[derive(Debug, Clone, Default)]
+pub struct ListingCache {
+    files: HashMap<String, Cached>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cached {
+    size: u64,
+    coarse: Option<SystemTime>,
+    modified: Option<SystemTime>,
+    exact: bool,
+}
+
+impl ListingCache {
+    /// Files remembered.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Nothing remembered.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The refined values of `entry` if its LIST line is unchanged. Pure.
+    fn reuse(&self, entry: &mut RemoteEntry) -> bool {
+        match self.files.get(&entry.path) {
+            Some(cached) if cached.size == entry.size && cached.coarse == entry.modified => {
+                entry.modified = cached.modified;
+                entry.exact = cached.exact;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn keep(&mut self, coarse: Option<SystemTime>, entry: &RemoteEntry) {
+        self.files.insert(
+            entry.path.clone(),
+            Cached {
+                size: entry.size,
+                coarse,
+                modified: entry.modified,
+                exact: entry.exact,
+            },
+        );
+    }
 }
 
 /// An open, logged-in FTP session in binary mode.
@@ -258,6 +311,22 @@ impl FtpConnection {
     ///
     /// [`Error::List`] when the listing fails.
     pub async fn list_dir(&mut self, path: &str) -> Result<Vec<RemoteEntry>> {
+        self.list_dir_cached(path, &mut ListingCache::default())
+            .await
+    }
+
+    /// [`FtpConnection::list_dir`], sending `MDTM` (after a LIST) only for files that are
+    /// new in `cache` or whose LIST size or time changed; the others get the exact time
+    /// kept in `cache`. Entries of `path` are added to `cache`, none removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::List`] when the listing fails.
+    pub async fn list_dir_cached(
+        &mut self,
+        path: &str,
+        cache: &mut ListingCache,
+    ) -> Result<Vec<RemoteEntry>> {
         if self.capabilities.mlsd {
             match self.stream.mlsd(Some(path)).await {
                 Ok(lines) => {
@@ -280,7 +349,12 @@ impl FtpConnection {
             .filter_map(|line| parse_list_line(path, line))
             .collect();
         for entry in entries.iter_mut().filter(|e| !e.is_dir) {
+            if cache.reuse(entry) {
+                continue;
+            }
+            let coarse = entry.modified;
             self.refine(entry).await?;
+            cache.keep(coarse, entry);
         }
         Ok(entries)
     }
@@ -338,10 +412,27 @@ impl FtpConnection {
     ///
     /// The first [`Error::List`] met.
     pub async fn walk(&mut self, dir: &str, recursive: bool) -> Result<Vec<RemoteEntry>> {
+        self.walk_cached(dir, recursive, &mut ListingCache::default())
+            .await
+    }
+
+    /// [`FtpConnection::walk`] with a [`ListingCache`] kept across calls: one listing per
+    /// folder, and `MDTM` only for files new or changed since the previous walk. Files
+    /// gone from the tree are dropped from `cache`.
+    ///
+    /// # Errors
+    ///
+    /// The first [`Error::List`] met (`cache` keeps what it learned).
+    pub async fn walk_cached(
+        &mut self,
+        dir: &str,
+        recursive: bool,
+        cache: &mut ListingCache,
+    ) -> Result<Vec<RemoteEntry>> {
         let mut files = Vec::new();
         let mut pending = vec![dir.to_owned()];
         while let Some(next) = pending.pop() {
-            for entry in self.list_dir(&next).await? {
+            for entry in self.list_dir_cached(&next, cache).await? {
                 if entry.is_dir {
                     if recursive {
                         pending.push(entry.path);
@@ -352,6 +443,8 @@ impl FtpConnection {
             }
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        let seen: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        cache.files.retain(|path, _| seen.contains(path.as_str()));
         Ok(files)
     }
 

@@ -4,6 +4,7 @@
 //! what it was asked, and stops when dropped.
 
 pub mod ftp;
+pub mod ftp_count;
 pub mod ftp_cut;
 pub mod proxy;
 pub mod s3;

@@ -56,3 +56,11 @@ pub const S3_PREFIX: &str = "S3_PREFIX";
 pub const FTP_DIR: &str = "FTP_DIR";
 /// Explicit FTPS.
 pub const FTP_TLS: &str = "FTP_TLS";
+/// YAML file of the FTP servers `ftp-watch` may watch (besides `default` from `FTP_*`).
+pub const FTP_WATCH_SERVERS: &str = "FTP_WATCH_SERVERS";
+/// File holding the bearer token gRPC clients of `ftp-watch` must send.
+pub const FTP_WATCH_AUTH_TOKEN_FILE: &str = "FTP_WATCH_AUTH_TOKEN_FILE";
+/// PEM certificate (chain) `ftp-watch` serves gRPC with.
+pub const FTP_WATCH_TLS_CERT: &str = "FTP_WATCH_TLS_CERT";
+/// PEM private key of `FTP_WATCH_TLS_CERT`.
+pub const FTP_WATCH_TLS_KEY: &str = "FTP_WATCH_TLS_KEY";

@@ -216,20 +216,83 @@ fn finish(
     Ok(())
 }
 
-fn remote_file(args: &FtpEtlArgs) -> anyhow::Result<RemoteFile> {
-    let dir = args.ftp_dir.trim_end_matches('/');
-    if let Some(path) = &args.path {
-        let absolute = if path.starts_with('/') {
-            path.clone()
+/// The segments of a remote name, `.` and empty ones dropped. Pure.
+///
+/// # Errors
+///
+/// A `..` segment, or a control character (CR/LF would end the FTP command).
+fn segments<'a>(what: &str, name: &'a str) -> Result<Vec<&'a str>, UsageError> {
+    if name.chars().any(char::is_control) {
+        return Err(UsageError(format!(
+            "{what} {name:?} holds a control character; refused"
+        )));
+    }
+    let parts: Vec<&str> = name
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(UsageError(format!(
+            "{what} {name:?} has a `..` segment; names must stay inside the folder"
+        )));
+    }
+    if parts.is_empty() {
+        return Err(UsageError(format!("{what} {name:?} names no file")));
+    }
+    Ok(parts)
+}
+
+/// The remote path and the name relative to `dir` (`FTP_DIR`) of a file given by `name`:
+/// a relative name is taken inside `dir`; an absolute one is used as it is and must lie
+/// inside `dir`. Pure.
+///
+/// # Errors
+///
+/// `..` segments, control characters, or an absolute name outside `dir`.
+fn locate(dir: &str, what: &str, name: &str) -> Result<(String, String), UsageError> {
+    let parts = segments(what, name)?;
+    let dir_parts = segments("FTP_DIR", dir).unwrap_or_default();
+    let dir_text = if dir_parts.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{}{}",
+            if dir.starts_with('/') { "/" } else { "" },
+            dir_parts.join("/")
+        )
+    };
+    if name.starts_with('/') {
+        let inside = dir_text.is_empty()
+            || (dir.starts_with('/')
+                && parts.len() > dir_parts.len()
+                && parts[..dir_parts.len()] == dir_parts[..]);
+        if !inside {
+            return Err(UsageError(format!(
+                "{what} {name:?} is outside FTP_DIR {dir:?}; refused"
+            )));
+        }
+        let relative = parts[dir_parts.len()..].join("/");
+        return Ok((format!("/{}", parts.join("/")), relative));
+    }
+    let relative = parts.join("/");
+    let path = if dir_text.is_empty() {
+        if dir.starts_with('/') {
+            format!("/{relative}")
         } else {
-            format!("{dir}/{path}")
-        };
-        let relative = absolute
-            .strip_prefix(&format!("{dir}/"))
-            .unwrap_or(absolute.trim_start_matches('/'))
-            .to_owned();
+            relative.clone()
+        }
+    } else {
+        format!("{dir_text}/{relative}")
+    };
+    Ok((path, relative))
+}
+
+fn remote_file(args: &FtpEtlArgs) -> anyhow::Result<RemoteFile> {
+    let dir = args.ftp_dir.as_str();
+    if let Some(name) = &args.path {
+        let (path, relative) = locate(dir, "--path", name)?;
         return Ok(RemoteFile {
-            path: absolute,
+            path,
             relative,
             size: None,
             modified: None,
@@ -240,11 +303,11 @@ fn remote_file(args: &FtpEtlArgs) -> anyhow::Result<RemoteFile> {
     };
     let bytes = payload::read_payload(event)?;
     let announced = etl_event::parse_ftp_event(&bytes)?;
-    let relative = announced.name.trim_start_matches('/').to_owned();
-    let path = announced
-        .path
-        .clone()
-        .unwrap_or_else(|| format!("{dir}/{relative}"));
+    let (mut path, relative) = locate(dir, "the event's name", &announced.name)?;
+    if let Some(full) = &announced.path {
+        // ftp-watch's full path: it must name a file inside FTP_DIR too.
+        path = locate(dir, "the event's path", full)?.0;
+    }
     Ok(RemoteFile {
         path,
         relative,
@@ -276,7 +339,42 @@ fn output_key(prefix: &str, relative: &str, extension: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::output_key;
+    use super::{locate, output_key};
+
+    #[test]
+    fn names_are_located_inside_ftp_dir() {
+        let ok = |dir, name| locate(dir, "name", name).unwrap();
+        assert_eq!(ok("/", "test.csv"), ("/test.csv".into(), "test.csv".into()));
+        assert_eq!(
+            ok("/upload", "a/b.csv"),
+            ("/upload/a/b.csv".into(), "a/b.csv".into())
+        );
+        assert_eq!(
+            ok("/upload/", "./b.csv"),
+            ("/upload/b.csv".into(), "b.csv".into())
+        );
+        // An absolute name is not prefixed again.
+        assert_eq!(
+            ok("/upload", "/upload/x.csv"),
+            ("/upload/x.csv".into(), "x.csv".into())
+        );
+        assert_eq!(
+            ok("/", "/upload/x.csv"),
+            ("/upload/x.csv".into(), "upload/x.csv".into())
+        );
+        assert_eq!(ok("in", "x.csv"), ("in/x.csv".into(), "x.csv".into()));
+        for (dir, name) in [
+            ("/", "../secret/x.csv"),
+            ("/upload", "a/../../x.csv"),
+            ("/upload", "/etc/passwd"),
+            ("/upload", "/uploads/x.csv"),
+            ("/upload", "/upload"),
+            ("/", "x.csv\r\nDELE y.csv"),
+            ("/", "/"),
+        ] {
+            assert!(locate(dir, "name", name).is_err(), "{dir} {name}");
+        }
+    }
 
     #[test]
     fn output_keys_follow_the_seed() {

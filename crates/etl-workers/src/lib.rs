@@ -1,4 +1,4 @@
-//! Library behind the worker binaries `etl`, `agg`, `ftp-etl` and `ftp-watch`.
+//! Library behind the worker binaries `etl`, `agg`, `ftp-etl`, `ftp-watch` and `etl-notify`.
 //!
 //! Layout:
 //! - [`env_vars`]: every environment variable the binaries read, in one place;
@@ -7,7 +7,7 @@
 //! - [`naming`]: output keys from input keys (pure);
 //! - [`payload`]: reading `--event` arguments;
 //! - [`pipeline`]: object → converter → object, whole or nothing;
-//! - [`etl`], [`agg`], [`ftp_etl`], [`ftp_watch`]: one module per command.
+//! - [`etl`], [`agg`], [`ftp_etl`], [`ftp_watch`], [`notify`]: one module per command.
 
 pub mod agg;
 pub mod cli;
@@ -18,6 +18,7 @@ pub mod ftp_etl;
 pub mod ftp_watch;
 pub mod logging;
 pub mod naming;
+pub mod notify;
 pub mod payload;
 pub mod pipeline;
 pub mod result_dir;

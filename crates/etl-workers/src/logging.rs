@@ -28,6 +28,11 @@ pub fn chosen() -> LogFormat {
 
 /// Installs the global subscriber. `format` `None` picks text on a terminal, JSON otherwise.
 pub fn init(format: Option<LogFormat>) {
+    init_capped(format, &[]);
+}
+
+/// [`init`], with extra filter directives (`target=level`) that `RUST_LOG` cannot lower.
+pub fn init_capped(format: Option<LogFormat>, caps: &[&str]) {
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         LogFormat::Text
     } else {
@@ -36,6 +41,10 @@ pub fn init(format: Option<LogFormat>) {
     let _ = CHOSEN.set(format);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = caps
+        .iter()
+        .filter_map(|cap| cap.parse().ok())
+        .fold(filter, EnvFilter::add_directive);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,15 +1,15 @@
 //! The event source configuration: the YAML in `EventSource.config` (or the file
 //! given to `ftp-watch scan --config`), validated into [`WatchSettings`].
 //!
-//! Keys (all but `host` optional; unknown keys are an error):
+//! Keys (all optional; unknown keys are an error):
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `host` | env `FTP_HOST` | FTP server |
-//! | `port` | env `FTP_PORT`, else 21 | control port |
+//! | `server` | `default` | which of ftp-watch's configured servers to watch |
+//! | `host`, `port` | the server's | seed configs: accepted only when equal to a configured server's |
 //! | `dir` | `/` | directory to watch; event names are relative to it |
 //! | `passive` | `true` | passive mode (`false`: active) |
-//! | `tls` | `false` | explicit FTPS (`AUTH TLS`) |
+//! | `tls` | the server's | `true` forces explicit FTPS; `false` cannot downgrade a TLS server |
 //! | `interval` | `10s` | time between polls (humantime: `500ms`, `1m`) |
 //! | `recursive` | `true` | also watch subdirectories |
 //! | `suffix` | none | a suffix or list of suffixes the file name must end with |
@@ -17,9 +17,11 @@
 //! | `settle` | `1` | polls a new size+time must stay unchanged before it is announced |
 //! | `existing` | `ignore` | `ignore` or `emit` files present on a first start |
 //! | `state` | none | local JSON file keeping the announced listing across restarts |
-//! | `user` | env `FTP_USER`, else `anonymous` | login user |
+//! | `user` | the server's | accepted only when equal to the server's user |
+//! | `szfield`, `dtfields` | | the seed's LIST column positions: accepted and ignored |
 //!
-//! The password only comes from env `FTP_PASSWD`, never from the config.
+//! Servers and credentials are ftp-watch's own settings ([`super::servers`]); a config
+//! only chooses among them and never carries a password.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use etl_ftp::FtpSettings;
 use serde::Deserialize;
 
 use super::filter::NameFilter;
+use super::servers::{ChoiceError, Registry};
 
 /// What to do with files already present when a source starts without state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -63,7 +66,9 @@ impl OneOrMany {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
-    /// FTP server host.
+    /// Name of a configured server.
+    pub server: Option<String>,
+    /// FTP server host (must be a configured server's).
     pub host: Option<String>,
     /// Control port.
     pub port: Option<u16>,
@@ -89,10 +94,14 @@ pub struct WatchConfig {
     pub state: Option<String>,
     /// Login user.
     pub user: Option<String>,
-    /// Rejected with a clear message: passwords come from `FTP_PASSWD` only.
+    /// Rejected with a clear message: passwords are ftp-watch's settings.
     pub password: Option<serde::de::IgnoredAny>,
     /// Rejected like `password`.
     pub passwd: Option<serde::de::IgnoredAny>,
+    /// The seed's size column of LIST lines: ignored (listings are parsed from MLSD/LIST).
+    pub szfield: Option<serde::de::IgnoredAny>,
+    /// The seed's time columns of LIST lines: ignored like `szfield`.
+    pub dtfields: Option<serde::de::IgnoredAny>,
 }
 
 /// Values taken from the environment (`FTP_*`).
@@ -106,6 +115,8 @@ pub struct Environment {
     pub user: Option<String>,
     /// `FTP_PASSWD` (never printed).
     pub password: Option<String>,
+    /// `FTP_TLS`.
+    pub tls: Option<String>,
 }
 
 impl std::fmt::Debug for Environment {
@@ -115,32 +126,42 @@ impl std::fmt::Debug for Environment {
             .field("port", &self.port)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 impl Environment {
-    /// Reads `FTP_HOST`, `FTP_PORT`, `FTP_USER`, `FTP_PASSWD`.
+    /// Reads `FTP_HOST`, `FTP_PORT`, `FTP_USER`, `FTP_PASSWD`, `FTP_TLS`.
     pub fn from_env() -> Self {
-        use crate::env_vars::{FTP_HOST, FTP_PASSWD, FTP_PORT, FTP_USER};
+        use crate::env_vars::{FTP_HOST, FTP_PASSWD, FTP_PORT, FTP_TLS, FTP_USER};
         let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Environment {
             host: get(FTP_HOST),
             port: get(FTP_PORT),
             user: get(FTP_USER),
             password: get(FTP_PASSWD),
+            tls: get(FTP_TLS),
         }
     }
 }
 
-/// A configuration problem (the stream gets it as `InvalidArgument`; `scan` exits 2).
+/// A configuration problem (`scan` exits 2 for either).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid ftp-watch config: {0}")]
-pub struct ConfigError(pub String);
+pub enum ConfigError {
+    /// Malformed or unknown keys or values (the stream gets `InvalidArgument`).
+    #[error("invalid ftp-watch config: {0}")]
+    Invalid(String),
+    /// A server ftp-watch was not configured with (the stream gets `PermissionDenied`).
+    #[error("refused ftp-watch config: {0}")]
+    Denied(#[from] ChoiceError),
+}
 
 /// Validated settings of one watched source.
 #[derive(Debug, Clone)]
 pub struct WatchSettings {
+    /// Name of the configured server watched.
+    pub server: String,
     /// How to reach the server.
     pub ftp: FtpSettings,
     /// Watched directory (absolute or relative to the login directory).
@@ -157,63 +178,73 @@ pub struct WatchSettings {
     pub existing: Existing,
     /// Local state file.
     pub state: Option<PathBuf>,
+    /// Seed keys that were given and are ignored (for one info line).
+    pub ignored: Vec<&'static str>,
 }
 
 /// Default poll interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl WatchSettings {
-    /// Parses YAML bytes and resolves them with `environment`.
+    /// Parses YAML bytes and resolves them against the configured `servers`.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] naming the offending key.
-    pub fn from_yaml(yaml: &[u8], environment: &Environment) -> Result<Self, ConfigError> {
+    pub fn from_yaml(yaml: &[u8], servers: &Registry) -> Result<Self, ConfigError> {
         let config: WatchConfig = if yaml.iter().all(u8::is_ascii_whitespace) {
             WatchConfig::default()
         } else {
-            serde_yaml::from_slice(yaml).map_err(|e| ConfigError(e.to_string()))?
+            serde_yaml::from_slice(yaml).map_err(|e| ConfigError::Invalid(e.to_string()))?
         };
-        Self::resolve(config, environment)
+        Self::resolve(config, servers)
     }
 
-    /// Resolves a parsed configuration with `environment`.
+    /// Resolves a parsed configuration against the configured `servers`. Pure: the
+    /// chosen server is one of `servers`, or an error.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] naming the offending key.
-    pub fn resolve(config: WatchConfig, environment: &Environment) -> Result<Self, ConfigError> {
+    pub fn resolve(config: WatchConfig, servers: &Registry) -> Result<Self, ConfigError> {
         if config.password.is_some() || config.passwd.is_some() {
-            return Err(ConfigError(
-                "a password is not accepted in the config; set FTP_PASSWD in the environment"
+            return Err(ConfigError::Invalid(
+                "a password is not accepted in the config; ftp-watch takes it from its own settings (FTP_PASSWD or a servers file)"
                     .to_owned(),
             ));
         }
-        let host = config
-            .host
-            .or_else(|| environment.host.clone())
-            .filter(|h| !h.trim().is_empty())
-            .ok_or_else(|| ConfigError("`host` is required (or set FTP_HOST)".to_owned()))?;
-        let port = match (config.port, &environment.port) {
-            (Some(port), _) => port,
-            (None, Some(text)) => text
-                .parse()
-                .map_err(|_| ConfigError(format!("FTP_PORT {text:?} is not a port number")))?,
-            (None, None) => etl_ftp::DEFAULT_PORT,
-        };
+        let server = servers.choose(
+            config.server.as_deref(),
+            config.host.as_deref(),
+            config.port,
+        )?;
+        if let Some(user) = &config.user
+            && *user != server.user
+        {
+            return Err(ConfigError::Invalid(format!(
+                "`user` {user:?} is not the user of server {:?}; credentials come with the server, leave `user` out",
+                server.name
+            )));
+        }
+        if config.tls == Some(false) && server.tls {
+            return Err(ConfigError::Invalid(format!(
+                "`tls: false` would send the credentials of server {:?} in clear; leave `tls` out",
+                server.name
+            )));
+        }
         let interval = match config.interval {
             Some(text) => humantime::parse_duration(&text)
-                .map_err(|e| ConfigError(format!("`interval` {text:?}: {e}")))?,
+                .map_err(|e| ConfigError::Invalid(format!("`interval` {text:?}: {e}")))?,
             None => DEFAULT_INTERVAL,
         };
         if interval < Duration::from_millis(10) {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::Invalid(format!(
                 "`interval` {interval:?} is too short (at least 10ms)"
             )));
         }
         let state = match config.state {
             Some(state) if state.starts_with("s3://") => {
-                return Err(ConfigError(format!(
+                return Err(ConfigError::Invalid(format!(
                     "`state` {state:?}: S3 state is not supported yet; use a local file path"
                 )));
             }
@@ -225,18 +256,23 @@ impl WatchSettings {
             config.suffix.map(OneOrMany::into_vec).unwrap_or_default(),
             config.glob.map(OneOrMany::into_vec).unwrap_or_default(),
         );
-        let mut ftp = FtpSettings::new(host);
-        ftp.port = port;
-        if let Some(user) = config.user.or_else(|| environment.user.clone()) {
-            ftp.user = user;
-        }
-        if let Some(password) = &environment.password {
-            ftp.password.clone_from(password);
-        }
+        let mut ftp = FtpSettings::new(server.host.clone());
+        ftp.port = server.port;
+        ftp.user.clone_from(&server.user);
+        ftp.password.clone_from(&server.password);
         ftp.passive = config.passive.unwrap_or(true);
-        ftp.tls = config.tls.unwrap_or(false);
+        ftp.tls = config.tls.unwrap_or(server.tls);
         let dir = config.dir.unwrap_or_else(|| "/".to_owned());
+        let ignored = [
+            ("szfield", config.szfield.is_some()),
+            ("dtfields", config.dtfields.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect();
         Ok(WatchSettings {
+            ignored,
+            server: server.name.clone(),
             ftp,
             dir: if dir.is_empty() { "/".to_owned() } else { dir },
             interval,
@@ -253,19 +289,29 @@ impl WatchSettings {
 mod tests {
     use super::*;
 
-    fn env() -> Environment {
-        Environment {
+    fn servers() -> Registry {
+        Registry::from_environment(&Environment {
+            host: Some("ftp.example".into()),
+            port: None,
             user: Some("etl".into()),
             password: Some("secret".into()),
-            ..Environment::default()
-        }
+            tls: None,
+        })
+        .unwrap()
+    }
+
+    fn message(e: &ConfigError) -> String {
+        e.to_string()
     }
 
     #[test]
     fn seed_config_keeps_working_with_defaults() {
-        let s =
-            WatchSettings::from_yaml(b"host: ftp.example\ndir: /upload\npassive: true\n", &env())
-                .unwrap();
+        let s = WatchSettings::from_yaml(
+            b"host: ftp.example\ndir: /upload\npassive: true\n",
+            &servers(),
+        )
+        .unwrap();
+        assert_eq!(s.server, "default");
         assert_eq!(s.ftp.host, "ftp.example");
         assert_eq!(s.ftp.port, 21);
         assert_eq!(s.ftp.user, "etl");
@@ -282,10 +328,10 @@ mod tests {
 
     #[test]
     fn every_key() {
-        let yaml = b"host: h\nport: 2121\ndir: in\npassive: false\ntls: true\ninterval: 200ms\nrecursive: false\nsuffix: [.csv, .CSV]\nglob: '2023*'\nsettle: 3\nexisting: emit\nstate: /tmp/s.json\nuser: bob\n";
-        let s = WatchSettings::from_yaml(yaml, &Environment::default()).unwrap();
-        assert_eq!(s.ftp.port, 2121);
-        assert_eq!(s.ftp.user, "bob");
+        let yaml = b"server: default\nhost: ftp.example\nport: 21\ndir: in\npassive: false\ntls: true\ninterval: 200ms\nrecursive: false\nsuffix: [.csv, .CSV]\nglob: '2023*'\nsettle: 3\nexisting: emit\nstate: /tmp/s.json\nuser: etl\n";
+        let s = WatchSettings::from_yaml(yaml, &servers()).unwrap();
+        assert_eq!(s.ftp.port, 21);
+        assert_eq!(s.ftp.user, "etl");
         assert_eq!(s.interval, Duration::from_millis(200));
         assert!(!s.recursive && !s.ftp.passive && s.ftp.tls);
         assert_eq!((s.settle, s.existing), (3, Existing::Emit));
@@ -295,35 +341,69 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_is_named() {
-        let e = WatchSettings::from_yaml(b"host: h\nintervall: 1s\n", &env()).unwrap_err();
-        assert!(e.0.contains("unknown field `intervall`"), "{e}");
+    fn seed_listing_keys_are_accepted_and_ignored() {
+        let s = WatchSettings::from_yaml(
+            b"host: ftp.example\ndir: /\npassive: true\nszfield: 4\ndtfields: [-4, -3, -2]\n",
+            &servers(),
+        )
+        .unwrap();
+        assert_eq!(s.ignored, ["szfield", "dtfields"]);
+        assert!(
+            WatchSettings::from_yaml(b"", &servers())
+                .unwrap()
+                .ignored
+                .is_empty()
+        );
+        let e = WatchSettings::from_yaml(b"szfeild: 4\n", &servers()).unwrap_err();
+        assert!(message(&e).contains("unknown field `szfeild`"), "{e}");
     }
 
     #[test]
-    fn password_in_config_is_refused() {
-        let e = WatchSettings::from_yaml(b"host: h\npassword: x\n", &env()).unwrap_err();
-        assert!(e.0.contains("FTP_PASSWD"), "{e}");
+    fn unknown_key_is_named() {
+        let e = WatchSettings::from_yaml(b"intervall: 1s\n", &servers()).unwrap_err();
+        assert!(message(&e).contains("unknown field `intervall`"), "{e}");
+    }
+
+    #[test]
+    fn credentials_stay_with_their_server() {
+        let e = WatchSettings::from_yaml(b"password: x\n", &servers()).unwrap_err();
+        assert!(message(&e).contains("FTP_PASSWD"), "{e}");
+        let e = WatchSettings::from_yaml(b"host: evil.example\n", &servers()).unwrap_err();
+        assert!(matches!(e, ConfigError::Denied(_)), "{e}");
+        let e = WatchSettings::from_yaml(b"port: 2121\n", &servers()).unwrap_err();
+        assert!(matches!(e, ConfigError::Denied(_)), "{e}");
+        let e = WatchSettings::from_yaml(b"user: root\n", &servers()).unwrap_err();
+        assert!(message(&e).contains("`user`"), "{e}");
+        let e = WatchSettings::from_yaml(b"server: other\n", &servers()).unwrap_err();
+        assert!(matches!(e, ConfigError::Denied(_)), "{e}");
+    }
+
+    #[test]
+    fn tls_cannot_be_downgraded() {
+        let tls = Registry::from_environment(&Environment {
+            host: Some("h".into()),
+            tls: Some("true".into()),
+            ..Environment::default()
+        })
+        .unwrap();
+        assert!(WatchSettings::from_yaml(b"", &tls).unwrap().ftp.tls);
+        let e = WatchSettings::from_yaml(b"tls: false\n", &tls).unwrap_err();
+        assert!(message(&e).contains("in clear"), "{e}");
     }
 
     #[test]
     fn bad_values() {
-        assert!(WatchSettings::from_yaml(b"dir: /\n", &env()).is_err());
-        assert!(WatchSettings::from_yaml(b"host: h\ninterval: soon\n", &env()).is_err());
-        assert!(WatchSettings::from_yaml(b"host: h\nexisting: maybe\n", &env()).is_err());
-        let e = WatchSettings::from_yaml(b"host: h\nstate: s3://b/k\n", &env()).unwrap_err();
-        assert!(e.0.contains("not supported"), "{e}");
+        assert!(WatchSettings::from_yaml(b"dir: /\n", &Registry::default()).is_err());
+        assert!(WatchSettings::from_yaml(b"interval: soon\n", &servers()).is_err());
+        assert!(WatchSettings::from_yaml(b"existing: maybe\n", &servers()).is_err());
+        let e = WatchSettings::from_yaml(b"state: s3://b/k\n", &servers()).unwrap_err();
+        assert!(message(&e).contains("not supported"), "{e}");
     }
 
     #[test]
-    fn host_from_environment() {
-        let environment = Environment {
-            host: Some("envhost".into()),
-            port: Some("2121".into()),
-            ..Environment::default()
-        };
-        let s = WatchSettings::from_yaml(b"", &environment).unwrap();
-        assert_eq!((s.ftp.host.as_str(), s.ftp.port), ("envhost", 2121));
-        assert_eq!(s.ftp.user, "anonymous");
+    fn empty_config_watches_the_default_server() {
+        let s = WatchSettings::from_yaml(b"", &servers()).unwrap();
+        assert_eq!((s.ftp.host.as_str(), s.ftp.port), ("ftp.example", 21));
+        assert_eq!(s.ftp.user, "etl");
     }
 }

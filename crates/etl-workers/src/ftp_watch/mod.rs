@@ -1,6 +1,7 @@
 //! `ftp-watch`: the Argo Events *generic* event source for FTP.
 //!
 //! Layout:
+//! - [`servers`]: the FTP servers and credentials ftp-watch may use (its own settings);
 //! - [`config`]: the YAML config of an event source, validated into settings;
 //! - [`filter`]: file name suffix/glob filters (pure);
 //! - [`tracker`]: listing diffs, `settle` counting, `new`/`mod` decisions (pure);
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod filter;
 pub mod poller;
+pub mod servers;
 pub mod service;
 pub mod state;
 pub mod tracker;
@@ -29,14 +31,22 @@ use crate::cli::LogArgs;
 use crate::env_vars;
 use crate::exit::{Reported, UsageError};
 use config::{Environment, Existing, WatchSettings};
+use servers::Registry;
 
 const EXAMPLES: &str = "\
 Examples:
-  # Serve the event source (Argo Events connects to it):
-  FTP_USER=etl FTP_PASSWD=secret ftp-watch --listen 0.0.0.0:50051
+  # Serve the event source (Argo Events connects to it); the server `default`:
+  FTP_HOST=ftp.example.com FTP_USER=etl FTP_PASSWD=secret ftp-watch --listen 0.0.0.0:50051 \\
+    --auth-token-file /etc/ftp-watch/auth/token
+
+  # More servers, each with its own credentials:
+  ftp-watch --servers servers.yaml
+  #   servers:
+  #     archive: {host: archive.example.com, port: 21, tls: true, user: etl,
+  #               password_file: /etc/ftp-watch/archive/password}
 
   # EventSource config (YAML, in the Argo generic EventSource's `config`):
-  #   host: ftp.example.com
+  #   server: default        # or, as the seed wrote it, host: ftp.example.com
   #   dir: /upload
   #   interval: 30s
   #   suffix: [.csv]
@@ -49,8 +59,10 @@ Examples:
 
 Events: {\"name\": \"new\"|\"mod\", \"payload\": {\"name\": path relative to dir, \"sz\": bytes,
 \"dt\": RFC 3339 modification time, \"path\": full remote path}}.
-Config keys: host port dir passive tls interval recursive suffix glob settle existing state user.
-Credentials come from FTP_USER / FTP_PASSWD only; unknown config keys are refused.
+Config keys: server host port dir passive tls interval recursive suffix glob settle existing
+state user (and the seed's szfield, dtfields: accepted, ignored). A config only chooses among the configured servers: a host or port that is not a
+configured server's is refused (PERMISSION_DENIED) and never connected to. Credentials come
+from FTP_USER / FTP_PASSWD or the servers file only; unknown config keys are refused.
 Exit codes: 0 done, 1 remote/transient failure, 2 invalid usage or configuration.";
 
 /// Command line of `ftp-watch`.
@@ -65,6 +77,19 @@ pub struct FtpWatchArgs {
     /// Address to serve `generic.Eventing` on; port 0 picks a free port (printed as `listening on ADDR`).
     #[arg(long, env = env_vars::ETL_LISTEN, default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,
+    /// YAML file of further servers: `servers: {NAME: {host, port, tls, user, password_file}}`.
+    #[arg(long, env = env_vars::FTP_WATCH_SERVERS)]
+    pub servers: Option<PathBuf>,
+    /// File holding the token every gRPC call must send as `authorization: Bearer <token>`
+    /// (Argo's generic EventSource `authSecret`); calls without it get UNAUTHENTICATED.
+    #[arg(long, env = env_vars::FTP_WATCH_AUTH_TOKEN_FILE)]
+    pub auth_token_file: Option<PathBuf>,
+    /// PEM certificate (chain): serve gRPC over TLS (with `--tls-key`).
+    #[arg(long, env = env_vars::FTP_WATCH_TLS_CERT, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = env_vars::FTP_WATCH_TLS_KEY, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
@@ -94,13 +119,73 @@ pub struct ScanArgs {
 ///
 /// Usage errors (exit 2), bind or FTP failures (classified).
 pub async fn run(args: FtpWatchArgs) -> anyhow::Result<ExitStatus> {
+    let servers = load_servers(args.servers.as_deref()).await?;
     match args.command {
-        Some(FtpWatchCommand::Scan(scan_args)) => scan(&scan_args).await,
-        None => serve(args.listen).await,
+        Some(FtpWatchCommand::Scan(scan_args)) => scan(&scan_args, &servers).await,
+        None => {
+            let options = serve_options(&args).await?;
+            serve(args.listen, servers, options).await
+        }
     }
 }
 
-async fn serve(listen: SocketAddr) -> anyhow::Result<ExitStatus> {
+/// The bearer token (and TLS identity) the gRPC server requires.
+async fn serve_options(args: &FtpWatchArgs) -> anyhow::Result<etl_grpc::ServeOptions> {
+    let mut options = etl_grpc::ServeOptions::default();
+    if let Some(path) = &args.auth_token_file {
+        let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+            UsageError(format!(
+                "cannot read auth token file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let token = etl_grpc::BearerToken::new(&text)
+            .map_err(|e| UsageError(format!("auth token file {}: {e}", path.display())))?;
+        options.token = Some(token);
+    } else {
+        tracing::warn!(
+            "no --auth-token-file: any client that can reach the gRPC port can start event sources"
+        );
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))
+        };
+        options.tls = Some(etl_grpc::TlsPem {
+            cert: read(cert)?,
+            key: read(key)?,
+        });
+    }
+    Ok(options)
+}
+
+/// The configured servers: `default` from `FTP_*`, plus the `--servers` file.
+async fn load_servers(file: Option<&std::path::Path>) -> anyhow::Result<Registry> {
+    let environment = Environment::from_env();
+    let mut servers = Registry::from_environment(&environment)
+        .map_err(|e| UsageError(format!("FTP settings: {e}")))?;
+    if let Some(path) = file {
+        let yaml = tokio::fs::read(path)
+            .await
+            .map_err(|e| UsageError(format!("cannot read servers file {}: {e}", path.display())))?;
+        servers
+            .add_file(&yaml, &environment, |path| std::fs::read_to_string(path))
+            .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    }
+    if servers.is_empty() {
+        return Err(
+            UsageError("no FTP server configured: set FTP_HOST or --servers".to_owned()).into(),
+        );
+    }
+    Ok(servers)
+}
+
+async fn serve(
+    listen: SocketAddr,
+    servers: Registry,
+    options: etl_grpc::ServeOptions,
+) -> anyhow::Result<ExitStatus> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -109,9 +194,9 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<ExitStatus> {
     {
         eprintln!("listening on {bound}");
     }
-    tracing::info!(address = %bound, "ftp-watch serving generic.Eventing");
-    let service = service::WatchService::new(Environment::from_env());
-    etl_grpc::serve(listener, service, shutdown_signal()).await?;
+    tracing::info!(address = %bound, authenticated = options.token.is_some(), tls = options.tls.is_some(), "ftp-watch serving generic.Eventing");
+    let service = service::WatchService::new(servers);
+    etl_grpc::serve_with(listener, service, options, shutdown_signal()).await?;
     tracing::info!("ftp-watch stopped");
     Ok(ExitStatus::Success)
 }
@@ -139,17 +224,22 @@ async fn shutdown_signal() {
     }
 }
 
-async fn scan(args: &ScanArgs) -> anyhow::Result<ExitStatus> {
+async fn scan(args: &ScanArgs, servers: &Registry) -> anyhow::Result<ExitStatus> {
     let yaml = tokio::fs::read(&args.config)
         .await
         .map_err(|e| UsageError(format!("cannot read config {}: {e}", args.config.display())))?;
-    let mut settings = WatchSettings::from_yaml(&yaml, &Environment::from_env())
+    let mut settings = WatchSettings::from_yaml(&yaml, servers)
         .map_err(|e| UsageError(format!("{}: {e}", args.config.display())))?;
     settings.existing = Existing::Emit;
     settings.settle = 0;
     let listing = async {
         let mut connection = etl_ftp::connect(&settings.ftp).await?;
-        let listing = poller::walk(&mut connection, &settings).await?;
+        let listing = poller::walk(
+            &mut connection,
+            &settings,
+            &mut etl_ftp::ListingCache::default(),
+        )
+        .await?;
         let _ = connection.quit().await;
         Ok::<_, etl_ftp::Error>(listing)
     }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use etl_ftp::{FtpConnection, RemoteEntry};
+use etl_ftp::{FtpConnection, ListingCache, RemoteEntry};
 use etl_grpc::Event;
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -69,7 +69,8 @@ pub fn event(announcement: &Announcement) -> Event {
     }
 }
 
-/// Connects and walks once; what `ftp-watch scan` and every poll do.
+/// Walks once; what `ftp-watch scan` and every poll do. On servers without MLSD,
+/// `cache` (kept across polls) limits MDTM to files whose LIST line changed.
 ///
 /// # Errors
 ///
@@ -77,8 +78,11 @@ pub fn event(announcement: &Announcement) -> Event {
 pub async fn walk(
     connection: &mut FtpConnection,
     settings: &WatchSettings,
+    cache: &mut ListingCache,
 ) -> Result<Vec<Observed>, etl_ftp::Error> {
-    let entries = connection.walk(&settings.dir, settings.recursive).await?;
+    let entries = connection
+        .walk_cached(&settings.dir, settings.recursive, cache)
+        .await?;
     Ok(observed(settings, entries))
 }
 
@@ -116,6 +120,7 @@ pub async fn run(
     let first_backoff = BACKOFF_START.min(settings.interval);
     let mut backoff = first_backoff;
     let mut connection: Option<FtpConnection> = None;
+    let mut cache = ListingCache::default();
     loop {
         if events.is_closed() {
             break;
@@ -136,7 +141,7 @@ pub async fn run(
         let Some(open) = connection.as_mut() else {
             continue;
         };
-        match walk(open, &settings).await {
+        match walk(open, &settings, &mut cache).await {
             Ok(listing) => {
                 backoff = first_backoff;
                 let announcements = match tracker.as_mut() {

@@ -1,28 +1,43 @@
-//! The `generic.Eventing` implementation: each `StartEventSource` call validates
-//! its YAML config (bad config: `InvalidArgument`) and starts its own poller
-//! behind a channel; the poller stops when the client drops the stream.
+//! The `generic.Eventing` implementation: each `StartEventSource` call validates its
+//! YAML config against the configured servers (bad config: `InvalidArgument`, another
+//! server: `PermissionDenied`, before any connection) and starts its own poller.
+
+use std::sync::Arc;
 
 use etl_grpc::{Event, EventSource, Eventing};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::config::{Environment, WatchSettings};
+use super::config::{ConfigError, WatchSettings};
 use super::poller;
+use super::servers::{ChoiceError, Registry};
 
 /// Events buffered per stream before the poller waits for the client.
 const STREAM_BUFFER: usize = 64;
 
-/// The service: credentials from the environment, one poller per stream.
+/// The service: the configured servers and their credentials, one poller per stream.
 #[derive(Debug, Clone)]
 pub struct WatchService {
-    environment: Environment,
+    servers: Arc<Registry>,
 }
 
 impl WatchService {
-    /// A service that logs in with `environment`'s `FTP_*` values.
-    pub fn new(environment: Environment) -> Self {
-        WatchService { environment }
+    /// A service whose streams may only watch `servers`.
+    pub fn new(servers: Registry) -> Self {
+        WatchService {
+            servers: Arc::new(servers),
+        }
+    }
+}
+
+/// The gRPC status of a refused config.
+fn status(source: &str, error: &ConfigError) -> Status {
+    let message = format!("event source {source:?}: {error}");
+    match error {
+        ConfigError::Invalid(_) => Status::invalid_argument(message),
+        ConfigError::Denied(ChoiceError::NoServers) => Status::failed_precondition(message),
+        ConfigError::Denied(_) => Status::permission_denied(message),
     }
 }
 
@@ -35,13 +50,16 @@ impl Eventing for WatchService {
         request: Request<EventSource>,
     ) -> Result<Response<Self::StartEventSourceStream>, Status> {
         let source = request.into_inner();
-        let settings =
-            WatchSettings::from_yaml(&source.config, &self.environment).map_err(|e| {
-                tracing::warn!(source = %source.name, "{e}");
-                Status::invalid_argument(format!("event source {:?}: {e}", source.name))
-            })?;
+        let settings = WatchSettings::from_yaml(&source.config, &self.servers).map_err(|e| {
+            tracing::warn!(source = %source.name, "{e}");
+            status(&source.name, &e)
+        })?;
+        if !settings.ignored.is_empty() {
+            tracing::info!(source = %source.name, keys = ?settings.ignored, "ignoring the seed's LIST column keys: listings are parsed from MLSD/LIST");
+        }
         tracing::info!(
             source = %source.name,
+            server = %settings.server,
             host = %settings.ftp.host,
             port = settings.ftp.port,
             dir = %settings.dir,

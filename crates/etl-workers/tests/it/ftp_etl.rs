@@ -56,7 +56,7 @@ async fn ftp_file_becomes_parquet_through_watch_event_and_ftp_etl() {
     let t = TestContext::new();
     let root = tempfile::tempdir().unwrap();
     let server = FtpServer::start(root.path());
-    let watcher = Watcher::start("etl", FTP_PASSWORD);
+    let watcher = Watcher::start("etl", FTP_PASSWORD, server.port());
     let mut stream = watcher
         .subscribe(&config(server.port(), "suffix: .csv\n"))
         .await
@@ -121,6 +121,66 @@ fn dry_run_and_missing_file() {
     assert!(t.keys("output/").is_empty());
 }
 
+/// Issue 19: an absolute name is not prefixed by FTP_DIR again; `..` and names outside
+/// FTP_DIR are refused with exit 2 before any connection, and nothing is written.
+#[test]
+fn ftp_names_stay_inside_ftp_dir() {
+    let t = TestContext::new();
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "upload/day.csv", b"1,a,1\n2,b,2\n");
+    let server = FtpServer::start(root.path());
+    let run = |args: &[&str]| {
+        t.command(FTP_ETL)
+            .env("FTP_HOST", "127.0.0.1")
+            .env("FTP_PORT", server.port().to_string())
+            .env("FTP_USER", "etl")
+            .env("FTP_PASSWD", FTP_PASSWORD)
+            .env("FTP_DIR", "/upload")
+            .env("S3_BUCKET", BUCKET)
+            .env("S3_PREFIX", "output/")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let absolute =
+        base64::engine::general_purpose::STANDARD.encode(r#"{"name":"/upload/day.csv"}"#);
+    let out = run(&["--event", &absolute]);
+    assert_exit(&out, 0);
+    assert_eq!(t.keys("output/"), ["output/day.parquet"]);
+    let out = run(&["--path", "/upload/day.csv", "--dry-run"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains(r#""ftp_path":"/upload/day.csv""#),
+        "{}",
+        stdout(&out)
+    );
+
+    for (args, says) in [
+        (vec!["--path", "../secret/x.csv"], "`..`"),
+        (vec!["--path", "/etc/x.csv"], "outside FTP_DIR"),
+        (vec!["--event", r#"{"name":"../secret/x.csv"}"#], "`..`"),
+        (vec!["--event", r#"{"name":"a/../../x.csv"}"#], "`..`"),
+        (
+            vec!["--event", r#"{"name":"/secret/x.csv"}"#],
+            "outside FTP_DIR",
+        ),
+        (
+            vec!["--event", r#"{"name":"x.csv","path":"/etc/x.csv"}"#],
+            "outside FTP_DIR",
+        ),
+        (
+            vec!["--event", r#"{"name":"x.csv\r\nDELE day.csv"}"#],
+            "control character",
+        ),
+    ] {
+        let out = run(&args);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(t.keys("output/"), ["output/day.parquet"]);
+    assert!(root.path().join("upload/day.csv").exists());
+}
+
 #[test]
 fn bad_csv_on_ftp_exits_2_with_line_and_no_output() {
     let t = TestContext::new();
@@ -161,7 +221,7 @@ async fn seed_ftp_flow_against_vsftpd() {
     };
 
     let t = TestContext::new();
-    let watcher = Watcher::start(&user, &password);
+    let watcher = Watcher::start(&user, &password, port);
     let yaml =
         format!("host: 127.0.0.1\nport: {port}\ndir: /{run}\ninterval: 300ms\nsuffix: .csv\n");
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");
@@ -232,7 +292,7 @@ async fn ftp_watch_reconnects_after_a_server_restart() {
     let root = tempfile::tempdir().unwrap();
     let mut server = FtpServer::start(root.path());
     let port = server.port();
-    let watcher = Watcher::start("etl", FTP_PASSWORD);
+    let watcher = Watcher::start("etl", FTP_PASSWORD, port);
     let mut stream = watcher
         .subscribe(&config(port, "suffix: .csv\n"))
         .await

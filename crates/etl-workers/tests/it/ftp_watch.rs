@@ -27,7 +27,22 @@ pub(crate) struct Watcher {
 }
 
 impl Watcher {
-    pub(crate) fn start(user: &str, password: &str) -> Watcher {
+    /// ftp-watch whose server `default` is 127.0.0.1:`port` with these credentials.
+    pub(crate) fn start(user: &str, password: &str, port: u16) -> Watcher {
+        Watcher::start_with(
+            &[
+                ("FTP_HOST", "127.0.0.1"),
+                ("FTP_PORT", &port.to_string()),
+                ("FTP_USER", user),
+                ("FTP_PASSWD", password),
+            ],
+            &[],
+        )
+    }
+
+    /// ftp-watch with exactly these environment variables (plus PATH, HOME, TMPDIR)
+    /// and extra arguments.
+    pub(crate) fn start_with(env: &[(&str, &str)], args: &[&str]) -> Watcher {
         let mut command = Command::new(BINARY);
         command.env_clear();
         for name in ["PATH", "HOME", "TMPDIR"] {
@@ -37,9 +52,9 @@ impl Watcher {
         }
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+            .args(args)
             .env("RUST_LOG", "info")
-            .env("FTP_USER", user)
-            .env("FTP_PASSWD", password)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -76,15 +91,34 @@ impl Watcher {
         self.stderr.lock().unwrap().clone()
     }
 
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     pub(crate) async fn subscribe(&self, config: &str) -> Result<Streaming<Event>, tonic::Status> {
+        self.subscribe_with(config, None).await
+    }
+
+    /// Subscribes, sending `authorization` metadata when given (as Argo's generic source does).
+    pub(crate) async fn subscribe_with(
+        &self,
+        config: &str,
+        authorization: Option<&str>,
+    ) -> Result<Streaming<Event>, tonic::Status> {
         let mut client = EventingClient::connect(format!("http://{}", self.address))
             .await
             .expect("gRPC connect");
+        let mut request = tonic::Request::new(EventSource {
+            name: "ftp-test".to_owned(),
+            config: config.as_bytes().to_vec(),
+        });
+        if let Some(value) = authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.parse().expect("ASCII metadata"));
+        }
         client
-            .start_event_source(EventSource {
-                name: "ftp-test".to_owned(),
-                config: config.as_bytes().to_vec(),
-            })
+            .start_event_source(request)
             .await
             .map(tonic::Response::into_inner)
     }
@@ -154,7 +188,7 @@ async fn ftp_watch_announces_new_then_mod() {
     let root = tempfile::tempdir().unwrap();
     write(root.path(), "old.csv", b"1,old,1\n");
     let server = FtpServer::start(root.path());
-    let watcher = Watcher::start("etl", "secret-password");
+    let watcher = Watcher::start("etl", "secret-password", server.port());
     let mut stream = watcher
         .subscribe(&config(server.port(), "suffix: .csv\n"))
         .await
@@ -198,7 +232,7 @@ async fn ftp_watch_announces_new_then_mod() {
 async fn ftp_watch_waits_until_a_growing_file_settles() {
     let root = tempfile::tempdir().unwrap();
     let server = FtpServer::start(root.path());
-    let watcher = Watcher::start("etl", "x");
+    let watcher = Watcher::start("etl", "x", server.port());
     let mut stream = watcher
         .subscribe(&config(server.port(), "settle: 2\n"))
         .await
@@ -232,7 +266,7 @@ async fn ftp_watch_restart_with_state_neither_misses_nor_repeats() {
         &format!("settle: 0\nexisting: emit\nstate: {}\n", state.display()),
     );
 
-    let mut watcher = Watcher::start("etl", "x");
+    let mut watcher = Watcher::start("etl", "x", server.port());
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");
     write(root.path(), "a.csv", b"1,a,1\n");
     let seen = next_event(&mut stream, &watcher).await;
@@ -255,7 +289,7 @@ async fn ftp_watch_restart_with_state_neither_misses_nor_repeats() {
     // Uploaded while ftp-watch is down.
     write(root.path(), "b.csv", b"1,b,1\n");
 
-    let watcher = Watcher::start("etl", "x");
+    let watcher = Watcher::start("etl", "x", server.port());
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");
     let seen = next_event(&mut stream, &watcher).await;
     // Events of a poll come sorted by name: a repeated a.csv would come first.
@@ -267,7 +301,7 @@ async fn ftp_watch_restart_with_state_neither_misses_nor_repeats() {
 
 #[tokio::test]
 async fn ftp_watch_refuses_unknown_config_keys() {
-    let watcher = Watcher::start("etl", "x");
+    let watcher = Watcher::start("etl", "x", 21);
     let status = watcher
         .subscribe("host: 127.0.0.1\nintervall: 1s\n")
         .await
@@ -289,20 +323,92 @@ async fn ftp_watch_refuses_unknown_config_keys() {
     );
 }
 
+/// Issue 16: the seed's own EventSource config works unchanged (its LIST column keys are
+/// ignored with one info line); a misspelt key is still refused.
+#[tokio::test]
+async fn ftp_watch_accepts_the_seed_config_unchanged() {
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let watcher = Watcher::start("etl", "x", server.port());
+    let seed = format!(
+        "host: 127.0.0.1\nport: {}\ndir: /\npassive: true\nszfield: 4\ndtfields: [-4, -3, -2]\ninterval: 200ms\nsettle: 0\n",
+        server.port()
+    );
+    let mut stream = watcher.subscribe(&seed).await.expect("the seed's config");
+    watcher.wait_for_log("first listing").await;
+    write(root.path(), "seed.csv", b"1,a,1\n");
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str()),
+        ("new", "seed.csv")
+    );
+    assert_eq!(
+        watcher
+            .log()
+            .matches("ignoring the seed's LIST column keys")
+            .count(),
+        1
+    );
+
+    let status = watcher
+        .subscribe(&seed.replace("szfield", "sizefield"))
+        .await
+        .expect_err("a typo is refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("unknown field `sizefield`"),
+        "{}",
+        status.message()
+    );
+}
+
 #[tokio::test]
 async fn ftp_watch_serves_several_streams_at_once() {
     let root_one = tempfile::tempdir().unwrap();
     let root_two = tempfile::tempdir().unwrap();
     let one = FtpServer::start(root_one.path());
     let two = FtpServer::start(root_two.path());
-    let watcher = Watcher::start("etl", "x");
+    // `default` is `one` (FTP_*); `two` comes from a servers file with its own password.
+    let settings = tempfile::tempdir().unwrap();
+    let password_file = settings.path().join("two.password");
+    std::fs::write(&password_file, "two-secret\n").unwrap();
+    let servers = settings.path().join("servers.yaml");
+    std::fs::write(
+        &servers,
+        format!(
+            "servers:\n  two:\n    host: 127.0.0.1\n    port: {}\n    user: etl2\n    password_file: {}\n",
+            two.port(),
+            password_file.display()
+        ),
+    )
+    .unwrap();
+    let one_port = one.port().to_string();
+    let watcher = Watcher::start_with(
+        &[
+            ("FTP_HOST", "127.0.0.1"),
+            ("FTP_PORT", &one_port),
+            ("FTP_USER", "etl"),
+            ("FTP_PASSWD", "x"),
+        ],
+        &["--servers", servers.to_str().unwrap()],
+    );
     let extra = "settle: 0\nexisting: emit\n";
     let mut stream_one = watcher.subscribe(&config(one.port(), extra)).await.unwrap();
-    let mut stream_two = watcher.subscribe(&config(two.port(), extra)).await.unwrap();
+    // By name, and the seed's way (host and port equal to the server's).
+    let mut stream_two = watcher
+        .subscribe(&format!("server: two\ninterval: 200ms\n{extra}"))
+        .await
+        .unwrap();
+    let mut stream_three = watcher.subscribe(&config(two.port(), extra)).await.unwrap();
     write(root_one.path(), "one.csv", b"1\n");
     write(root_two.path(), "two.csv", b"2\n");
     assert_eq!(next_event(&mut stream_one, &watcher).await.name, "one.csv");
     assert_eq!(next_event(&mut stream_two, &watcher).await.name, "two.csv");
+    assert_eq!(
+        next_event(&mut stream_three, &watcher).await.name,
+        "two.csv"
+    );
+    assert!(!watcher.log().contains("two-secret"));
 }
 
 #[test]
@@ -318,6 +424,8 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
         .args(["scan", "--config"])
         .arg(&config_path)
         .env("ETL_LOG_FORMAT", "text")
+        .env("FTP_HOST", "127.0.0.1")
+        .env("FTP_PORT", server.port().to_string())
         .output()
         .unwrap();
     assert_eq!(
@@ -342,6 +450,7 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
     let output = Command::new(BINARY)
         .args(["scan", "--config"])
         .arg(&config_path)
+        .env("FTP_HOST", "127.0.0.1")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -353,6 +462,8 @@ fn ftp_watch_scan_prints_one_poll_as_json_lines() {
     let output = Command::new(BINARY)
         .args(["scan", "--config"])
         .arg(&config_path)
+        .env("FTP_HOST", "127.0.0.1")
+        .env("FTP_PORT", port.to_string())
         .output()
         .unwrap();
     assert_eq!(
@@ -433,7 +544,7 @@ async fn ftp_watch_against_vsftpd() {
     };
     write(&dir, "before.csv", b"0\n");
 
-    let watcher = Watcher::start(&user, &password);
+    let watcher = Watcher::start(&user, &password, port);
     let yaml =
         format!("host: 127.0.0.1\nport: {port}\ndir: /{run}\ninterval: 300ms\nsuffix: .csv\n");
     let mut stream = watcher.subscribe(&yaml).await.expect("stream");
@@ -463,4 +574,55 @@ async fn ftp_watch_against_vsftpd() {
     );
     drop(stream);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 20: on a server without MLSD, ftp-watch's polls after the first cost one LIST per
+/// folder and no MDTM/SIZE while nothing changes; a change costs one MDTM.
+#[tokio::test]
+async fn ftp_watch_polls_unchanged_files_without_mdtm() {
+    const FILES: usize = 30;
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..FILES {
+        write(
+            root.path(),
+            &format!("day/{i}.csv"),
+            format!("{i},x,1\n").as_bytes(),
+        );
+    }
+    let server = FtpServer::start(root.path());
+    let proxy = etl_test_support::ftp_count::CountingFtpProxy::without_mlsd(server.port());
+    let watcher = Watcher::start("etl", "x", proxy.port());
+    let mut stream = watcher
+        .subscribe(&format!(
+            "dir: /\ninterval: 100ms\nsettle: 0\nport: {}\n",
+            proxy.port()
+        ))
+        .await
+        .expect("stream");
+    watcher.wait_for_log("first listing").await;
+    // Wait for at least five more polls (two folders: `/` and `/day`, one LIST each).
+    let start = proxy.count("LIST");
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while proxy.count("LIST") < start + 10 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "no polls: {:?}",
+            proxy.commands()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(proxy.count("MLSD"), 0);
+    assert_eq!(proxy.count("MDTM"), FILES, "MDTM only on the first poll");
+    assert_eq!(proxy.count("SIZE"), 0);
+
+    // Replaced whole (a rename from outside the served tree): no poll sees it half written.
+    let staging = tempfile::tempdir_in(root.path().parent().unwrap()).unwrap();
+    write(staging.path(), "7.csv", b"7,changed,100\n");
+    std::fs::rename(staging.path().join("7.csv"), root.path().join("day/7.csv")).unwrap();
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!(
+        (seen.kind.as_str(), seen.name.as_str()),
+        ("mod", "day/7.csv")
+    );
+    assert_eq!(proxy.count("MDTM"), FILES + 1);
 }

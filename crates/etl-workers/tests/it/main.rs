@@ -10,3 +10,5 @@ mod events;
 mod faults;
 mod ftp_etl;
 mod ftp_watch;
+mod notify;
+mod security;

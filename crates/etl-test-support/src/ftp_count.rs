@@ -1,0 +1,165 @@
+//! A control-connection proxy in front of an FTP server that counts the commands
+//! clients send and, like vsftpd, hides MLSD/MLST (removed from FEAT, refused with 500).
+//!
+//! Data connections go straight to the real server (its PASV/EPSV replies pass through).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// A running counting proxy; stops when dropped.
+pub struct CountingFtpProxy {
+    port: u16,
+    commands: Arc<Mutex<Vec<String>>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CountingFtpProxy {
+    /// Proxies to the FTP server on 127.0.0.1:`server_port`, without MLSD.
+    ///
+    /// # Panics
+    ///
+    /// When the socket cannot be bound (test setup).
+    pub fn without_mlsd(server_port: u16) -> CountingFtpProxy {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("address").port();
+        let target = SocketAddr::from((Ipv4Addr::LOCALHOST, server_port));
+        let commands = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&commands);
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        accepted = listener.accept() => {
+                            if let Ok((client, _)) = accepted {
+                                tokio::spawn(session(client, target, Arc::clone(&recorded)));
+                            }
+                        }
+                    }
+                }
+            });
+        });
+        CountingFtpProxy {
+            port,
+            commands,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The control port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every command verb received so far (upper case, in order).
+    pub fn commands(&self) -> Vec<String> {
+        self.commands.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// How many times `verb` was received.
+    pub fn count(&self, verb: &str) -> usize {
+        self.commands().iter().filter(|c| *c == verb).count()
+    }
+
+    /// Forgets the commands received so far.
+    pub fn clear(&self) {
+        if let Ok(mut commands) = self.commands.lock() {
+            commands.clear();
+        }
+    }
+}
+
+impl Drop for CountingFtpProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn write_line(to: &Arc<tokio::sync::Mutex<OwnedWriteHalf>>, line: &str) -> bool {
+    to.lock().await.write_all(line.as_bytes()).await.is_ok()
+}
+
+async fn session(client: TcpStream, target: SocketAddr, commands: Arc<Mutex<Vec<String>>>) {
+    let Ok(server) = TcpStream::connect(target).await else {
+        return;
+    };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, mut server_write) = server.into_split();
+    let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
+    let to_client = Arc::clone(&client_write);
+    let downstream = async move {
+        let mut lines = BufReader::new(server_read);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match lines.read_line(&mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let feature = line.trim_start().to_ascii_uppercase();
+            if line.starts_with(' ') && (feature.starts_with("MLST") || feature.starts_with("MLSD"))
+            {
+                continue;
+            }
+            if !write_line(&to_client, &line).await {
+                break;
+            }
+        }
+    };
+    let upstream = async move {
+        let mut lines = BufReader::new(client_read);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match lines.read_line(&mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let verb = line
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            if let Ok(mut commands) = commands.lock() {
+                commands.push(verb.clone());
+            }
+            if verb == "MLSD" || verb == "MLST" {
+                if !write_line(&client_write, "500 Unknown command.\r\n").await {
+                    break;
+                }
+                continue;
+            }
+            if server_write.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = downstream => {},
+        () = upstream => {},
+    }
+}
