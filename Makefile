@@ -8,7 +8,7 @@ TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | python3 -c
 ## demo: the whole pipeline locally: an S3-compatible server on 127.0.0.1, the seed's files, etl, agg
 demo:
 	$(CARGO) build --quiet --bins -p etl-workers
-	$(CARGO) run --quiet -p etl-demo -- testdata
+	$(CARGO) run --quiet -p etl-demo --bin etl-demo -- testdata
 
 ## test: every test: unit, integration (real S3 and FTP servers in-process), manifests and their contract
 test:

@@ -48,6 +48,7 @@ pub fn init_capped(format: Option<LogFormat>, caps: &[&str]) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.finish().with(no_ftp_trace()).try_init(),
@@ -58,6 +59,11 @@ pub fn init_capped(format: Option<LogFormat>, caps: &[&str]) {
             .with(no_ftp_trace())
             .try_init(),
     };
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set (<https://no-color.org>).
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Without `RUST_LOG`: our crates at info, the dependencies (SDK, HTTP, gRPC, FTP) at warn.
