@@ -390,6 +390,54 @@ def check_network_policies(ov):
     return all_pods
 
 
+# --------------------------------------------------------------------------- gRPC token
+
+def check_grpc_token(ov):
+    """Each generic EventSource with an authSecret calls a Deployment that reads the same
+    Secret key as its token file (FTP_WATCH_AUTH_TOKEN_FILE), and none calls without one."""
+    services = ov.of("Service")
+    deployments = ov.of("Deployment")
+    for es_name, es in ov.of("EventSource").items():
+        for source_name, source in (es["spec"].get("generic") or {}).items():
+            where = f"EventSource/{es_name}/{source_name}"
+            auth = source.get("authSecret")
+            if not auth:
+                ov.fail(f"{where}: no authSecret: ftp-watch would accept any caller")
+                continue
+            svc = services.get(source["url"].split(":")[0])
+            if svc is None:
+                ov.fail(f"{where}: Service {source['url']} not in this overlay")
+                continue
+            served = [d for d in deployments.values()
+                      if selects({"matchLabels": svc["spec"]["selector"]},
+                                 d["spec"]["template"]["metadata"].get("labels") or {})]
+            if not served:
+                ov.fail(f"{where}: no Deployment behind Service {svc['metadata']['name']}")
+            for d in served:
+                spec = d["spec"]["template"]["spec"]
+                if not token_file_is_secret(spec, auth["name"], auth["key"]):
+                    ov.fail(f"{where}: Deployment/{d['metadata']['name']} does not read its "
+                            f"token file from Secret {auth['name']} key {auth['key']}")
+
+
+def token_file_is_secret(spec, secret, key):
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for c in spec.get("containers") or []:
+        env = {e["name"]: e.get("value") for e in c.get("env") or []}
+        path = env.get("FTP_WATCH_AUTH_TOKEN_FILE")
+        if not path:
+            continue
+        for m in c.get("volumeMounts") or []:
+            vol = volumes.get(m["name"], {}).get("secret")
+            if not vol or vol.get("secretName") != secret:
+                continue
+            items = {i["path"]: i["key"] for i in vol.get("items") or []}
+            rel = path[len(m["mountPath"]):].lstrip("/") if path.startswith(m["mountPath"] + "/") else None
+            if rel is not None and items.get(rel, rel if not items else None) == key:
+                return True
+    return False
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
@@ -401,6 +449,7 @@ def main(argv):
         check_images(ov)
         check_retries(ov)
         check_network_policies(ov)
+        check_grpc_token(ov)
         required = sorted({n for _, n, o in refs if not o})
         if ov.problems:
             failed += 1
