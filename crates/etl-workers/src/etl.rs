@@ -86,6 +86,10 @@ pub struct EtlArgs {
     /// Convert even when the output already records the same input version.
     #[arg(long, env = env_vars::ETL_FORCE)]
     pub force: bool,
+    /// Publish with If-None-Match / If-Match (on), or rely only on re-checking the source
+    /// before and after publishing (off: for stores that refuse conditional writes).
+    #[arg(long, env = env_vars::ETL_CONDITIONAL_WRITES, default_value = "on", value_parser = ["on", "off"])]
+    pub conditional_writes: String,
     /// Concurrent conversions.
     #[arg(long, env = env_vars::ETL_JOBS, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
@@ -288,17 +292,18 @@ async fn convert_all(
     let progress = &progress;
     let results: Vec<(Job, anyhow::Result<Outcome>)> = futures_util::stream::iter(jobs)
         .map(|job| async move {
-            let outcome = pipeline::convert_object(
-                client,
-                &job.bucket,
-                &job.key,
-                job.etag.as_deref(),
-                &job.output_bucket,
-                &job.output_key,
-                options,
-                args.force,
-            )
-            .await;
+            let object = pipeline::ObjectJob {
+                bucket: &job.bucket,
+                key: &job.key,
+                known_etag: job.etag.as_deref(),
+                target_bucket: &job.output_bucket,
+                target_key: &job.output_key,
+            };
+            let protocol = pipeline::Protocol {
+                force: args.force,
+                conditional_writes: args.conditional_writes == "on",
+            };
+            let outcome = pipeline::convert_object(client, &object, options, protocol).await;
             progress.done(&job, &outcome);
             (job, outcome)
         })
@@ -311,6 +316,7 @@ async fn convert_all(
     let mut bad_rows = 0u64;
     let mut converted = 0usize;
     let mut up_to_date = 0usize;
+    let mut superseded = 0usize;
     let mut failures: Vec<(String, String, ErrorClass)> = Vec::new();
     let mut stdout = std::io::stdout().lock();
     for (job, outcome) in &results {
@@ -326,6 +332,10 @@ async fn convert_all(
             Ok(Outcome::UpToDate) => {
                 up_to_date += 1;
                 json!({"status": "up-to-date"})
+            }
+            Ok(Outcome::Superseded { reason }) => {
+                superseded += 1;
+                json!({"status": "superseded", "reason": reason})
             }
             Err(error) => {
                 let message = format!("{error:#}");
@@ -353,6 +363,7 @@ async fn convert_all(
             objects = total,
             converted,
             up_to_date,
+            superseded,
             failed = failures.len(),
             rows,
             bad_rows,
@@ -365,6 +376,8 @@ async fn convert_all(
             "failed"
         } else if total == 0 {
             "nothing-to-do"
+        } else if converted == 0 && superseded > 0 {
+            "superseded"
         } else if converted == 0 {
             "up-to-date"
         } else {
@@ -399,11 +412,12 @@ async fn convert_all(
     if single && let Some((_, Err(error))) = results.into_iter().next() {
         return Err(error);
     }
-    let class = failures
-        .iter()
-        .map(|f| f.2)
-        .reduce(ErrorClass::worst)
-        .unwrap_or(ErrorClass::Retryable);
+    // A retry helps if any failure was transient: the bad files fail again, harmlessly.
+    let class = if failures.iter().any(|f| f.2 == ErrorClass::Retryable) {
+        ErrorClass::Retryable
+    } else {
+        ErrorClass::BadInput
+    };
     let names: Vec<String> = failures.iter().map(|f| f.1.clone()).collect();
     Err(Reported {
         message: format!(
@@ -475,6 +489,9 @@ fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
         }
         Ok(Outcome::UpToDate) => {
             tracing::info!(%source, %output, "up to date: the output already records this input version");
+        }
+        Ok(Outcome::Superseded { reason }) => {
+            tracing::info!(%source, %output, %reason, "superseded: a newer version of the source owns the output; nothing written");
         }
         Err(error) => tracing::warn!(%source, error = %format!("{error:#}"), "failed"),
     }

@@ -3,10 +3,12 @@
 //! a repeated event costs one HEAD.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use etl_convert::{BadRows, ConvertOptions, ConvertSummary, RejectedRow};
-use etl_s3::{Client, ObjectInfo, PutOutcome, PutRequest};
+use etl_s3::{Client, ObjectInfo, Publish, PutCondition, PutOutcome, PutRequest};
 use tokio::io::AsyncRead;
 use tokio_util::io::SyncIoBridge;
 
@@ -69,12 +71,13 @@ impl SourceRecord {
     }
 
     /// Whether an existing output's metadata says it was made from this very input version
-    /// with these options.
+    /// with these options by this converter version (a converter upgrade regenerates).
     pub fn is_recorded_in(&self, output: &ObjectInfo, options: &ConvertOptions) -> bool {
         let get = |k: &str| output.metadata.get(k).map(String::as_str);
         get(source_keys::SOURCE) == Some(encode_metadata(&self.uri).as_str())
             && get(source_keys::VERSION) == Some(encode_metadata(&self.version).as_str())
             && get(source_keys::OPTIONS) == Some(encode_metadata(&options.fingerprint()).as_str())
+            && get(source_keys::CONVERTER) == Some(env!("CARGO_PKG_VERSION"))
     }
 }
 
@@ -112,12 +115,53 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     V: FnOnce(R) -> anyhow::Result<()> + Send + 'static,
 {
+    let streamed = stream_to_s3(
+        client,
+        input,
+        target,
+        options,
+        footer,
+        verify,
+        Publish::default(),
+        None,
+    )
+    .await;
+    streamed.result
+}
+
+/// What [`stream_to_s3`] did: its result, and whether it stored a quarantine sidecar.
+pub struct Streamed {
+    /// The conversion and the stored object.
+    pub result: anyhow::Result<(ConvertSummary, PutOutcome)>,
+    /// The sidecar was written (and must be removed if the output is not published).
+    pub sidecar_written: bool,
+}
+
+/// [`convert_to_s3`] with a publication condition and check, and the sidecar's metadata.
+/// The upload's own failure wins over the converter's broken pipe it causes.
+#[allow(clippy::too_many_arguments)]
+pub async fn stream_to_s3<R, V>(
+    client: &Client,
+    input: R,
+    target: PutRequest,
+    options: &ConvertOptions,
+    footer: Vec<(String, String)>,
+    verify: V,
+    publish: Publish,
+    sidecar_metadata: Option<Vec<(String, String)>>,
+) -> Streamed
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    V: FnOnce(R) -> anyhow::Result<()> + Send + 'static,
+{
     let (writer, chunks) = etl_s3::upload_channel();
     let options = options.clone();
     let mut reader = SyncIoBridge::new(input);
     let sidecar = (options.bad_rows == BadRows::Quarantine)
         .then(|| (target.bucket.clone(), quarantine_key(&target.key)));
     let sidecar_client = client.clone();
+    let sidecar_written = Arc::new(AtomicBool::new(false));
+    let written = sidecar_written.clone();
     let runtime = tokio::runtime::Handle::current();
     let output_key = target.key.clone();
     let converting = tokio::task::spawn_blocking(move || {
@@ -133,6 +177,7 @@ where
         verify(reader.into_inner())?;
         // The rejected rows are stored before the output appears: none is lost unrecorded.
         if let Some((bucket, key)) = sidecar.filter(|_| summary.rejected > 0) {
+            written.store(true, Ordering::SeqCst);
             runtime.block_on(etl_s3::put_bytes(
                 &sidecar_client,
                 &bucket,
@@ -140,7 +185,7 @@ where
                 quarantined,
                 "application/x-ndjson",
                 &etl_s3::PutCondition::None,
-                &[],
+                sidecar_metadata.as_deref().unwrap_or_default(),
             ))?;
         }
         writer
@@ -148,11 +193,22 @@ where
             .map_err(|e| etl_convert::Error::Write(e.to_string()))?;
         Ok::<_, anyhow::Error>(summary)
     });
-    let uploading = etl_s3::put_stream(client, &target, chunks);
+    let uploading = etl_s3::put_stream_with(client, &target, chunks, publish);
     let (converted, uploaded) = tokio::join!(converting, uploading);
-    let summary = converted.context("the converter stopped unexpectedly")??;
-    let outcome = uploaded?;
-    Ok((summary, outcome))
+    let converted = converted
+        .map_err(|_| anyhow::anyhow!("the converter stopped unexpectedly"))
+        .and_then(|c| c);
+    let result = match (converted, uploaded) {
+        (Ok(summary), Ok(outcome)) => Ok((summary, outcome)),
+        // The converter's own failure made the upload give up: the converter's error says why.
+        (Err(error), Err(etl_s3::Error::Abandoned { .. }) | Ok(_)) => Err(error),
+        // The upload failed first; the converter only saw the pipe close.
+        (_, Err(error)) => Err(error.into()),
+    };
+    Streamed {
+        result,
+        sidecar_written: sidecar_written.load(Ordering::SeqCst),
+    }
 }
 
 /// Bytes of quarantined rows kept in memory before the conversion stops: a file this bad
@@ -209,72 +265,345 @@ pub enum Outcome {
     },
     /// The output already records this input version and options: nothing done.
     UpToDate,
+    /// A newer version of the source appeared while this one was converted: nothing was
+    /// written; the newer version's run owns the output.
+    Superseded {
+        /// What changed.
+        reason: String,
+    },
 }
 
-/// Converts one S3 object to another unless the output is already up to date.
+/// One S3 object to convert and where its output goes.
+#[derive(Debug, Clone)]
+pub struct ObjectJob<'a> {
+    /// Source bucket.
+    pub bucket: &'a str,
+    /// Source key.
+    pub key: &'a str,
+    /// The ETag a notification or listing named (may be older than the object's).
+    pub known_etag: Option<&'a str>,
+    /// Output bucket.
+    pub target_bucket: &'a str,
+    /// Output key.
+    pub target_key: &'a str,
+}
+
+/// How [`convert_object`] publishes.
+#[derive(Debug, Clone, Copy)]
+pub struct Protocol {
+    /// Convert even when the output records this version.
+    pub force: bool,
+    /// Send `If-None-Match` / `If-Match` on the publishing write (off for stores that
+    /// reject them; the source re-check before and after publishing holds either way).
+    pub conditional_writes: bool,
+}
+
+/// Rounds of plan → convert → publish before giving up (exit 1) when the output keeps
+/// changing under a run that holds the newest source version.
+const ROUNDS: usize = 3;
+
+/// Converts one S3 object unless its output already records the object's current version.
 ///
-/// `known_etag` (from a notification or a listing) lets a repeat cost one HEAD of the
-/// output; without it the input is HEADed too.
-#[allow(clippy::too_many_arguments)]
+/// The protocol: HEAD the output and the source (the plan); GET the source pinned to the
+/// planned ETag; convert into an upload; right before publishing HEAD the source again and
+/// withhold the upload if it changed; publish with `If-None-Match: *` (no output at plan
+/// time) or `If-Match` (the output's planned ETag); after publishing, HEAD the source once
+/// more. A run that finds a newer source version writes nothing and reports
+/// [`Outcome::Superseded`]; a run that holds the newest version but lost the write plans
+/// again.
 pub async fn convert_object(
     client: &Client,
-    bucket: &str,
-    key: &str,
-    known_etag: Option<&str>,
-    target_bucket: &str,
-    target_key: &str,
+    job: &ObjectJob<'_>,
     options: &ConvertOptions,
-    force: bool,
+    protocol: Protocol,
 ) -> anyhow::Result<Outcome> {
-    let uri = s3_uri(bucket, key);
-    if !force && let Some(existing) = etl_s3::head_object(client, target_bucket, target_key).await?
-    {
-        let etag = match known_etag {
-            Some(etag) => Some(etag.to_owned()),
-            None => etl_s3::head_object(client, bucket, key)
-                .await?
-                .and_then(|info| info.etag),
+    let uri = s3_uri(job.bucket, job.key);
+    for round in 0..ROUNDS {
+        let existing = etl_s3::head_object(client, job.target_bucket, job.target_key).await?;
+        // A repeated event costs one HEAD when the output records the event's version.
+        if round == 0
+            && !protocol.force
+            && let (Some(existing), Some(etag)) = (&existing, job.known_etag)
+            && record_for(&uri, etag).is_recorded_in(existing, options)
+        {
+            return Ok(Outcome::UpToDate);
+        }
+        // The object's current version, not the one an old (replayed) event names.
+        let Some(source) = etl_s3::head_object(client, job.bucket, job.key).await? else {
+            return Err(etl_s3::get_object(client, job.bucket, job.key)
+                .await
+                .err()
+                .map(anyhow::Error::from)
+                .unwrap_or_else(|| anyhow::anyhow!("{uri}: no such object")));
         };
-        if let Some(etag) = etag {
-            let record = SourceRecord {
-                uri: uri.clone(),
-                version: etag,
-                size: None,
-            };
-            if record.is_recorded_in(&existing, options) {
-                return Ok(Outcome::UpToDate);
+        let etag = source.etag.clone().unwrap_or_default();
+        if let Some(existing) = &existing
+            && (!protocol.force || round > 0)
+            && record_for(&uri, &etag).is_recorded_in(existing, options)
+        {
+            return Ok(Outcome::UpToDate);
+        }
+        match convert_version(client, job, options, protocol, &etag, existing.as_ref()).await? {
+            Attempt::Done(outcome) => {
+                // A store that ignores conditional writes may have let this older version
+                // over a newer one: if the source moved on meanwhile, go round again.
+                match etl_s3::head_object(client, job.bucket, job.key).await? {
+                    Some(now) if now.etag.as_deref() != Some(etag.as_str()) => {
+                        tracing::info!(source = %uri, "the source changed while publishing; converting its new version");
+                        continue;
+                    }
+                    _ => return Ok(outcome),
+                }
+            }
+            Attempt::Lost => {
+                let now = etl_s3::head_object(client, job.bucket, job.key).await?;
+                let now_etag = now.and_then(|info| info.etag);
+                if now_etag.as_deref() != Some(etag.as_str()) {
+                    return Ok(Outcome::Superseded {
+                        reason: format!(
+                            "{uri} changed from ETag {etag} to {} during the conversion",
+                            now_etag.as_deref().unwrap_or("(deleted)")
+                        ),
+                    });
+                }
+                // Still the newest version: the output changed under us; plan again.
+                tracing::info!(source = %uri, "the output changed while converting; planning again");
             }
         }
     }
+    Err(etl_s3::Error::Withheld {
+        bucket: job.target_bucket.to_owned(),
+        key: job.target_key.to_owned(),
+        reason: format!("the output kept changing for {ROUNDS} rounds"),
+    }
+    .into())
+}
 
-    let (info, body) = etl_s3::get_object(client, bucket, key).await?;
+fn record_for(uri: &str, etag: &str) -> SourceRecord {
+    SourceRecord {
+        uri: uri.to_owned(),
+        version: etag.to_owned(),
+        size: None,
+    }
+}
+
+/// One round's result.
+enum Attempt {
+    Done(Outcome),
+    /// The source or the output changed; nothing was published.
+    Lost,
+}
+
+/// Reads `etag` of the source (pinned), converts it and publishes it conditionally.
+async fn convert_version(
+    client: &Client,
+    job: &ObjectJob<'_>,
+    options: &ConvertOptions,
+    protocol: Protocol,
+    etag: &str,
+    existing: Option<&ObjectInfo>,
+) -> anyhow::Result<Attempt> {
+    let uri = s3_uri(job.bucket, job.key);
+    let pin = Some(etag).filter(|e| !e.is_empty());
+    let (info, body) = match etl_s3::get_object_pinned(client, job.bucket, job.key, pin).await {
+        Ok(got) => got,
+        Err(error) if error.is_precondition_failed() => return Ok(Attempt::Lost),
+        Err(error) => return Err(anyhow::Error::from(error).context(format!("reading {uri}"))),
+    };
+    // A server that ignores If-Match on GET: the response's ETag tells.
+    if pin.is_some() && info.etag.as_deref() != pin {
+        return Ok(Attempt::Lost);
+    }
     let record = SourceRecord {
         uri: uri.clone(),
-        version: info.etag.clone().unwrap_or_default(),
+        version: etag.to_owned(),
         size: Some(info.size),
     };
     let target = PutRequest {
-        bucket: target_bucket.to_owned(),
-        key: target_key.to_owned(),
+        bucket: job.target_bucket.to_owned(),
+        key: job.target_key.to_owned(),
         content_type: options.format.content_type().to_owned(),
         metadata: record.user_metadata(options),
     };
     let footer = record.footer_metadata(options);
-    let (summary, stored) = convert_to_s3(
+    let condition = match (protocol.conditional_writes, existing) {
+        (false, _) => PutCondition::None,
+        (true, None) => PutCondition::Absent,
+        (true, Some(existing)) => PutCondition::Matches(existing.etag.clone().unwrap_or_default()),
+    };
+    let gate_client = client.clone();
+    let (gate_bucket, gate_key, gate_etag) =
+        (job.bucket.to_owned(), job.key.to_owned(), etag.to_owned());
+    let gate: etl_s3::Gate = Box::new(move || {
+        Box::pin(async move {
+            match etl_s3::head_object(&gate_client, &gate_bucket, &gate_key).await {
+                Ok(Some(now)) if now.etag.as_deref() == Some(gate_etag.as_str()) => Ok(()),
+                Ok(Some(now)) => Err(format!(
+                    "the source changed to ETag {}",
+                    now.etag.unwrap_or_default()
+                )),
+                Ok(None) => Err("the source was deleted".to_owned()),
+                Err(error) => Err(format!("cannot check the source again: {error}")),
+            }
+        })
+    });
+    let guard = BodyGuard::default();
+    let reader = guard.wrap(body.into_async_read(), info.size);
+    let sidecar_metadata: Vec<(String, String)> =
+        record.user_metadata(options).into_iter().collect();
+    let streamed = stream_to_s3(
         client,
-        body.into_async_read(),
+        reader,
         target,
         options,
         footer,
         |_| Ok(()),
+        Publish {
+            condition,
+            gate: Some(gate),
+        },
+        Some(sidecar_metadata),
     )
-    .await
-    .with_context(|| format!("converting {uri}"))?;
-    Ok(Outcome::Converted {
-        rows: summary.rows,
-        rejected: summary.rejected,
-        bytes: stored.size,
-    })
+    .await;
+    let sidecar = quarantine_key(job.target_key);
+    match streamed.result {
+        Ok((summary, stored)) => {
+            if !streamed.sidecar_written {
+                // A clean (or differently configured) version leaves no older sidecar behind.
+                etl_s3::delete_object(client, job.target_bucket, &sidecar)
+                    .await
+                    .with_context(|| {
+                        format!("removing the old {}", s3_uri(job.target_bucket, &sidecar))
+                    })?;
+            }
+            Ok(Attempt::Done(Outcome::Converted {
+                rows: summary.rows,
+                rejected: summary.rejected,
+                bytes: stored.size,
+            }))
+        }
+        Err(error) => {
+            if streamed.sidecar_written {
+                remove_own_sidecar(client, job.target_bucket, &sidecar, &record).await;
+            }
+            match error.downcast_ref::<etl_s3::Error>() {
+                Some(e) if e.is_precondition_failed() => return Ok(Attempt::Lost),
+                Some(etl_s3::Error::Withheld { .. }) => return Ok(Attempt::Lost),
+                _ => {}
+            }
+            // Whatever failed, a source replaced meanwhile makes this run moot, not wrong.
+            if let Ok(now) = etl_s3::head_object(client, job.bucket, job.key).await
+                && now.and_then(|info| info.etag).as_deref() != Some(etag)
+            {
+                return Ok(Attempt::Lost);
+            }
+            // A transport fault while reading is never bad data, whatever the converter made
+            // of the truncated input.
+            if let Some(fault) = guard.fault() {
+                return Err(anyhow::Error::from(etl_s3::Error::Body {
+                    bucket: job.bucket.to_owned(),
+                    key: job.key.to_owned(),
+                    message: fault,
+                }));
+            }
+            Err(error.context(format!("converting {uri}")))
+        }
+    }
+}
+
+/// Removes a sidecar this run wrote for an output it did not publish (best effort: a
+/// sidecar recording another version is left to its own run).
+async fn remove_own_sidecar(client: &Client, bucket: &str, key: &str, record: &SourceRecord) {
+    let ours = match etl_s3::head_object(client, bucket, key).await {
+        Ok(Some(info)) => {
+            info.metadata.get(source_keys::VERSION).map(String::as_str)
+                == Some(encode_metadata(&record.version).as_str())
+        }
+        _ => false,
+    };
+    if ours && let Err(error) = etl_s3::delete_object(client, bucket, key).await {
+        tracing::warn!(%error, "could not remove the sidecar of an unpublished output");
+    }
+}
+
+/// Records a transport fault of a body stream: a read error, or a body that ends before
+/// its Content-Length.
+#[derive(Debug, Clone, Default)]
+pub struct BodyGuard {
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl BodyGuard {
+    /// Wraps `inner`, whose length should be `expected` bytes.
+    pub fn wrap<R: AsyncRead + Unpin>(&self, inner: R, expected: u64) -> GuardedRead<R> {
+        GuardedRead {
+            inner,
+            expected,
+            seen: 0,
+            fault: self.fault.clone(),
+        }
+    }
+
+    /// The fault seen, if any.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+/// A body reader that reports transport faults to its [`BodyGuard`].
+pub struct GuardedRead<R> {
+    inner: R,
+    expected: u64,
+    seen: u64,
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl<R> GuardedRead<R> {
+    fn record(&self, message: String) {
+        if let Ok(mut fault) = self.fault.lock()
+            && fault.is_none()
+        {
+            *fault = Some(message);
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for GuardedRead<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let read = (buf.filled().len() - before) as u64;
+                this.seen += read;
+                if read == 0 && this.seen < this.expected {
+                    let message = format!(
+                        "the body ended after {} of {} bytes",
+                        this.seen, this.expected
+                    );
+                    this.record(message.clone());
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        message,
+                    )));
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => {
+                this.record(format!(
+                    "the body stream failed after {} bytes: {error}",
+                    this.seen
+                ));
+                Poll::Ready(Err(error))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -215,3 +215,27 @@ fn secrets_never_reach_a_log_line_even_at_trace() {
     );
     assert!(!logs.contains(token), "the session token was logged");
 }
+
+#[test]
+fn a_cut_anywhere_in_a_download_is_transient_never_bad_data() {
+    let t = TestContext::new();
+    let body = csv_rows(700_000);
+    assert!(body.len() > 17 << 20, "{}", body.len());
+    t.put("input/cut.csv", body);
+    let proxy = FaultProxy::start(t.s3.address()).unwrap();
+    // Offsets count response bytes on one connection: HEADs of the plan come first on it.
+    for cut in [600, 2_000, 64 << 10, 1 << 20, 2 << 20, 9 << 20] {
+        proxy.set(Fault::CutDownstreamAfter(cut));
+        let out = etl_via(&t, &proxy, "input/cut.csv", &[]);
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains("s3://etlproj/input/cut.csv"),
+            "cut at {cut}: {}",
+            stderr(&out)
+        );
+        assert!(
+            t.keys("output/").is_empty(),
+            "cut at {cut}: an output appeared"
+        );
+    }
+}

@@ -9,3 +9,4 @@ mod events;
 mod faults;
 mod ftp_etl;
 mod ftp_watch;
+mod race;
