@@ -88,18 +88,19 @@ pub async fn get_object_pinned(
 /// GET of a byte range (`bytes=start-end` inclusive, or `bytes=-N` for the last N bytes),
 /// collected in memory: for footers and column chunks, not whole files.
 pub async fn get_range(client: &Client, bucket: &str, key: &str, range: &str) -> Result<Bytes> {
-    get_range_pinned(client, bucket, key, range, None).await
+    Ok(get_range_pinned(client, bucket, key, range, None).await?.0)
 }
 
 /// [`get_range`] pinned to one version with `If-Match` when `etag` is given; a response
-/// carrying another ETag (a server ignoring `If-Match`) is a 412 too.
+/// carrying another ETag (a server ignoring `If-Match`) is a 412 too. Also returns the
+/// response's ETag, to pin the next ranges of the same object.
 pub async fn get_range_pinned(
     client: &Client,
     bucket: &str,
     key: &str,
     range: &str,
     etag: Option<&str>,
-) -> Result<Bytes> {
+) -> Result<(Bytes, Option<String>)> {
     let out = client
         .get_object()
         .bucket(bucket)
@@ -114,12 +115,13 @@ pub async fn get_range_pinned(
     {
         return Err(Error::changed("GetObject", bucket, key, expected, &got));
     }
+    let got = out.e_tag().map(bare_etag);
     let data = out.body.collect().await.map_err(|e| Error::Body {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         message: e.to_string(),
     })?;
-    Ok(data.into_bytes())
+    Ok((data.into_bytes(), got))
 }
 
 /// DELETE of an object (absent is fine).
