@@ -46,12 +46,60 @@ impl RecordedRequest {
     }
 }
 
+pub use s3s::S3ErrorCode;
+
+/// A refusal the server answers instead of doing an operation (as a bucket policy or a
+/// failing store would): `operation` is S3's name (`CreateMultipartUpload`, `GetObject`).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The operation refused.
+    pub operation: String,
+    /// Only keys containing this (empty: every key).
+    pub key_contains: String,
+    /// The error answered (`AccessDenied` is 403, `InternalError` 500, ...).
+    pub code: S3ErrorCode,
+}
+
+type Refusals = Arc<Mutex<Vec<Refusal>>>;
+
+/// The access check of the test server: signed requests pass unless a refusal matches.
+struct Access {
+    refusals: Refusals,
+}
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for Access {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3s::s3_error!(AccessDenied, "signature required"));
+        }
+        let key = match cx.s3_path() {
+            s3s::path::S3Path::Object { key, .. } => key.to_string(),
+            _ => String::new(),
+        };
+        let refused = self.refusals.lock().ok().and_then(|refusals| {
+            refusals
+                .iter()
+                .find(|r| r.operation == cx.s3_op().name() && key.contains(&r.key_contains))
+                .map(|r| r.code.clone())
+        });
+        match refused {
+            Some(code) => Err(s3s::S3Error::with_message(
+                code,
+                "refused by the test server",
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A running server; stops when dropped.
 pub struct S3Server {
     address: SocketAddr,
     root: PathBuf,
     _temp: Option<tempfile::TempDir>,
     log: Arc<Mutex<Vec<RecordedRequest>>>,
+    refusals: Refusals,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -73,6 +121,10 @@ impl S3Server {
             .map_err(|e| anyhow::anyhow!("s3s-fs over {}: {e:?}", root.display()))?;
         let mut builder = S3ServiceBuilder::new(filesystem);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let refusals: Refusals = Arc::default();
+        builder.set_access(Access {
+            refusals: refusals.clone(),
+        });
         let service = builder.build();
 
         let listener =
@@ -102,6 +154,7 @@ impl S3Server {
             root: root.to_path_buf(),
             _temp: None,
             log,
+            refusals,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
@@ -143,6 +196,24 @@ impl S3Server {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// From now on, answers `operation` on keys containing `key_contains` with `code`.
+    pub fn refuse(&self, operation: &str, key_contains: &str, code: S3ErrorCode) {
+        if let Ok(mut refusals) = self.refusals.lock() {
+            refusals.push(Refusal {
+                operation: operation.to_owned(),
+                key_contains: key_contains.to_owned(),
+                code,
+            });
+        }
+    }
+
+    /// Forgets every refusal.
+    pub fn clear_refusals(&self) {
+        if let Ok(mut refusals) = self.refusals.lock() {
+            refusals.clear();
+        }
     }
 
     /// Every request received so far.

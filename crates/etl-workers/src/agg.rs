@@ -197,7 +197,10 @@ pub async fn run(args: AggArgs) -> anyhow::Result<ExitStatus> {
         return Err(error);
     }
     // Like an etl sweep: a retry helps if any failure was transient.
-    let class = if failures.iter().any(|(_, e)| class_of(e) == ErrorClass::Retryable) {
+    let class = if failures
+        .iter()
+        .any(|(_, e)| class_of(e) == ErrorClass::Retryable)
+    {
         ErrorClass::Retryable
     } else {
         ErrorClass::BadInput
@@ -328,10 +331,7 @@ fn result_fingerprint(inputs: &[ListedObject], column: &str) -> String {
         .map(|o| (o.key.clone(), version_of(o)))
         .collect();
     entries.push(("\0column".to_owned(), column.to_owned()));
-    entries.push((
-        "\0agg".to_owned(),
-        env!("CARGO_PKG_VERSION").to_owned(),
-    ));
+    entries.push(("\0agg".to_owned(), env!("CARGO_PKG_VERSION").to_owned()));
     etl_agg::fingerprint(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
@@ -399,13 +399,23 @@ async fn aggregate_folder(
         }
         let existing_txt = etl_s3::head_object(client, bucket, &txt_key).await?;
 
-        let report = match compute(client, bucket, &inputs, &args.column, args.jobs, &fingerprint)
-            .await
+        let report = match compute(
+            client,
+            bucket,
+            &inputs,
+            &args.column,
+            args.jobs,
+            &fingerprint,
+        )
+        .await
         {
             Ok(report) => report,
             // A file rewritten between the listing and a range GET: list again.
             Err(error) if is_changed(&error) => {
-                tracing::info!(prefix, "an input changed while it was read; aggregating again");
+                tracing::info!(
+                    prefix,
+                    "an input changed while it was read; aggregating again"
+                );
                 inputs = list_inputs(client, bucket, prefix).await?;
                 continue;
             }
@@ -648,8 +658,16 @@ async fn put_conditional(
     condition: PutCondition,
     metadata: &[(String, String)],
 ) -> Result<(), etl_s3::Error> {
-    match etl_s3::put_bytes(client, bucket, key, body.clone(), content_type, &condition, metadata)
-        .await
+    match etl_s3::put_bytes(
+        client,
+        bucket,
+        key,
+        body.clone(),
+        content_type,
+        &condition,
+        metadata,
+    )
+    .await
     {
         Err(error) if error.is_not_implemented() => {
             tracing::warn!(

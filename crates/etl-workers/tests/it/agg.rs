@@ -366,7 +366,11 @@ fn a_failed_write_of_either_file_then_a_plain_rerun_leaves_both_right() {
         std::fs::remove_dir_all(&blocked).unwrap();
         let out = agg(&t, &[]);
         assert_exit(&out, 0);
-        assert!(stdout(&out).contains("\"written\""), "{failing}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("\"written\""),
+            "{failing}: {}",
+            stdout(&out)
+        );
         assert_eq!(agg_txt(&t), SEED_RESULT, "{failing}");
         let report: serde_json::Value =
             serde_json::from_slice(&t.get("output/20230414/agg.json").unwrap()).unwrap();
@@ -407,6 +411,14 @@ fn each_folder_goes_on_past_a_bad_folder_and_exits_like_a_sweep() {
     assert_eq!(agg_txt(&t), SEED_RESULT);
     let text = stdout(&out);
     assert_eq!(text.matches("\"failed\"").count(), 2, "{text}");
-    assert!(stderr(&out).contains("output/20230501/bad.parquet"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("output/20230401/bad.parquet"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("output/20230501/bad.parquet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("output/20230401/bad.parquet"),
+        "{}",
+        stderr(&out)
+    );
 }
