@@ -458,3 +458,57 @@ fn help_and_version() {
     let out = t.command(ETL).arg("--bogus").output().unwrap();
     assert_exit(&out, 2);
 }
+
+fn quarantine_run(t: &TestContext, key: &str) -> std::process::Output {
+    t.command(ETL)
+        .args(["--bucket", BUCKET, "--key", key, "--bad-rows", "quarantine"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_clean_new_version_removes_the_old_versions_sidecar() {
+    let t = TestContext::new();
+    t.put("input/q/x.csv", "1,aaa,100\n2,bbb\n3,ccc,300\n4,ddd,400\n");
+    assert_exit(&quarantine_run(&t, "input/q/x.csv"), 0);
+    assert!(t.get("output/q/x.rejected.jsonl").is_some());
+    t.put(
+        "input/q/x.csv",
+        "1,aaa,100\n2,bbb,200\n3,ccc,300\n4,ddd,400\n",
+    );
+    let out = quarantine_run(&t, "input/q/x.csv");
+    assert_exit(&out, 0);
+    assert_eq!(t.keys("output/q/"), ["output/q/x.parquet"]);
+    // The same holds when the clean version is converted without quarantine.
+    t.put("input/q/x.csv", "1,aaa,100\n2,bbb\n3,ccc,300\n4,ddd,400\n");
+    assert_exit(&quarantine_run(&t, "input/q/x.csv"), 0);
+    assert!(t.get("output/q/x.rejected.jsonl").is_some());
+    t.put("input/q/x.csv", "1,aaa,100\n3,ccc,300\n4,ddd,400\n");
+    let out = t
+        .command(env!("CARGO_BIN_EXE_etl"))
+        .args(["--bucket", BUCKET, "--key", "input/q/x.csv"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(t.keys("output/q/"), ["output/q/x.parquet"]);
+}
+
+#[test]
+fn an_unpublished_output_leaves_no_sidecar() {
+    let t = TestContext::new();
+    t.put("input/q/y.csv", "1,aaa,100\n2,bbb\n3,ccc,300\n4,ddd,400\n");
+    t.s3.refuse(
+        "PutObject",
+        "y.parquet",
+        etl_test_support::s3::S3ErrorCode::InternalError,
+    );
+    let out = quarantine_run(&t, "input/q/y.csv");
+    assert_exit(&out, 1);
+    assert!(t.keys("output/").is_empty(), "{:?}", t.keys("output/"));
+    t.s3.clear_refusals();
+    assert_exit(&quarantine_run(&t, "input/q/y.csv"), 0);
+    assert_eq!(
+        t.keys("output/q/"),
+        ["output/q/y.parquet", "output/q/y.rejected.jsonl"]
+    );
+}
