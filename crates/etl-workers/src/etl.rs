@@ -76,8 +76,8 @@ pub struct EtlArgs {
     /// How notification keys are encoded: auto (by source), raw or url.
     #[arg(long, env = env_vars::ETL_KEY_ENCODING, default_value = "auto")]
     pub key_encoding: KeyEncoding,
-    /// Print one JSON line per object that would be converted; no I/O (with --prefix, only
-    /// the listing).
+    /// Print one JSON line per object that would be converted; no I/O (with --prefix: the
+    /// listing and HEADs, each line with its `state`: up-to-date, stale, missing or bad).
     #[arg(long, conflicts_with = "plan")]
     pub dry_run: bool,
     /// Like --dry-run after a HEAD of each object: adds its size and suggested pod resources.
@@ -125,6 +125,9 @@ pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
         (None, named_jobs(&args, &options)?)
     };
     if args.dry_run {
+        if let Some(client) = &client {
+            return print_states(client, &jobs, &options).await;
+        }
         print_jobs(&jobs, None)?;
         return Ok(ExitStatus::Success);
     }
@@ -265,6 +268,36 @@ fn print_jobs(jobs: &[Job], sizes: Option<&[u64]>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--prefix … --dry-run`: each object's state (HEADs only, nothing written).
+async fn print_states(
+    client: &etl_s3::Client,
+    jobs: &[Job],
+    options: &ConvertOptions,
+) -> anyhow::Result<ExitStatus> {
+    for job in jobs {
+        let object = pipeline::ObjectJob {
+            bucket: &job.bucket,
+            key: &job.key,
+            known_etag: job.etag.as_deref(),
+            target_bucket: &job.output_bucket,
+            target_key: &job.output_key,
+        };
+        let (state, reason) = pipeline::object_state(client, &object, options).await?;
+        let mut line = json!({
+            "bucket": job.bucket,
+            "key": job.key,
+            "output_bucket": job.output_bucket,
+            "output_key": job.output_key,
+            "state": state,
+        });
+        if let Some(reason) = reason {
+            line["reason"] = json!(reason);
+        }
+        writeln!(std::io::stdout(), "{line}").context("writing to stdout")?;
+    }
+    Ok(ExitStatus::Success)
+}
+
 /// Pod resources for a conversion: memory stays flat whatever the size (streaming), so
 /// only CPU grows with the file.
 pub fn suggested_resources(size: u64) -> serde_json::Value {
@@ -336,6 +369,17 @@ async fn convert_all(
             Ok(Outcome::Superseded { reason }) => {
                 superseded += 1;
                 json!({"status": "superseded", "reason": reason})
+            }
+            Ok(Outcome::KnownBad { reason }) => {
+                failures.push((
+                    pipeline::s3_uri(&job.bucket, &job.key),
+                    format!(
+                        "{} (unchanged since found bad): {reason}",
+                        pipeline::s3_uri(&job.bucket, &job.key)
+                    ),
+                    ErrorClass::BadInput,
+                ));
+                json!({"status": "bad", "error": reason})
             }
             Err(error) => {
                 let message = format!("{error:#}");
@@ -492,6 +536,9 @@ fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
         }
         Ok(Outcome::Superseded { reason }) => {
             tracing::info!(%source, %output, %reason, "superseded: a newer version of the source owns the output; nothing written");
+        }
+        Ok(Outcome::KnownBad { reason }) => {
+            tracing::warn!(%source, %reason, "skipped: this source version was found bad before (it is read again once it changes, or with --force)");
         }
         Err(error) => tracing::warn!(%source, error = %format!("{error:#}"), "failed"),
     }

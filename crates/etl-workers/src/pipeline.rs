@@ -271,6 +271,74 @@ pub enum Outcome {
         /// What changed.
         reason: String,
     },
+    /// An earlier run found this very source version bad (its marker says why): not
+    /// downloaded again until the source changes.
+    KnownBad {
+        /// The recorded reason.
+        reason: String,
+    },
+}
+
+/// The marker recording that a source version is bad: `output/d/1.parquet` →
+/// `.etl/bad/output/d/1.parquet.json` in the output bucket, outside the output key space (a
+/// failed conversion leaves nothing beside the outputs). It holds the reason and records
+/// the source version, options and converter in its metadata like an output.
+pub fn bad_marker_key(output_key: &str) -> String {
+    format!(".etl/bad/{output_key}.json")
+}
+
+/// The state of one object for `--dry-run` of a sweep: up-to-date, stale, missing or bad.
+pub async fn object_state(
+    client: &Client,
+    job: &ObjectJob<'_>,
+    options: &ConvertOptions,
+) -> anyhow::Result<(&'static str, Option<String>)> {
+    let uri = s3_uri(job.bucket, job.key);
+    let etag = match job.known_etag {
+        Some(etag) => etag.to_owned(),
+        None => etl_s3::head_object(client, job.bucket, job.key)
+            .await?
+            .and_then(|info| info.etag)
+            .unwrap_or_default(),
+    };
+    let record = record_for(&uri, &etag);
+    if let Some(output) = etl_s3::head_object(client, job.target_bucket, job.target_key).await? {
+        if record.is_recorded_in(&output, options) {
+            return Ok(("up-to-date", None));
+        }
+    } else if let Some(reason) = known_bad(client, job, options, &record).await? {
+        return Ok(("bad", Some(reason)));
+    } else {
+        return Ok(("missing", None));
+    }
+    match known_bad(client, job, options, &record).await? {
+        Some(reason) => Ok(("bad", Some(reason))),
+        None => Ok(("stale", None)),
+    }
+}
+
+/// The reason recorded for this source version by an earlier run, if it found it bad.
+async fn known_bad(
+    client: &Client,
+    job: &ObjectJob<'_>,
+    options: &ConvertOptions,
+    record: &SourceRecord,
+) -> anyhow::Result<Option<String>> {
+    let key = bad_marker_key(job.target_key);
+    let Some(marker) = etl_s3::head_object(client, job.target_bucket, &key).await? else {
+        return Ok(None);
+    };
+    if !record.is_recorded_in(&marker, options) {
+        return Ok(None);
+    }
+    let reason = match etl_s3::get_range(client, job.target_bucket, &key, "bytes=0-65535").await {
+        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "bad input".to_owned()),
+        Err(_) => "bad input".to_owned(),
+    };
+    Ok(Some(reason))
 }
 
 /// One S3 object to convert and where its output goes.
@@ -342,6 +410,12 @@ pub async fn convert_object(
             && record_for(&uri, &etag).is_recorded_in(existing, options)
         {
             return Ok(Outcome::UpToDate);
+        }
+        if !protocol.force
+            && round == 0
+            && let Some(reason) = known_bad(client, job, options, &record_for(&uri, &etag)).await?
+        {
+            return Ok(Outcome::KnownBad { reason });
         }
         match convert_version(client, job, options, protocol, &etag, existing.as_ref()).await? {
             Attempt::Done(outcome) => {
@@ -468,6 +542,9 @@ async fn convert_version(
     let sidecar = quarantine_key(job.target_key);
     match streamed.result {
         Ok((summary, stored)) => {
+            etl_s3::delete_object(client, job.target_bucket, &bad_marker_key(job.target_key))
+                .await
+                .with_context(|| format!("removing the bad-input marker of {uri}"))?;
             if !streamed.sidecar_written {
                 // A clean (or differently configured) version leaves no older sidecar behind.
                 etl_s3::delete_object(client, job.target_bucket, &sidecar)
@@ -506,8 +583,38 @@ async fn convert_version(
                     message: fault,
                 }));
             }
-            Err(error.context(format!("converting {uri}")))
+            let error = error.context(format!("converting {uri}"));
+            if crate::exit::class_of(&error) == etl_error::ErrorClass::BadInput {
+                remember_bad(client, job, options, &record, &error).await;
+            }
+            Err(error)
         }
+    }
+}
+
+/// Stores the marker that makes later runs skip this bad source version (best effort).
+async fn remember_bad(
+    client: &Client,
+    job: &ObjectJob<'_>,
+    options: &ConvertOptions,
+    record: &SourceRecord,
+    error: &anyhow::Error,
+) {
+    let key = bad_marker_key(job.target_key);
+    let body = serde_json::json!({"source": record.uri, "etag": record.version, "error": format!("{error:#}")});
+    let metadata: Vec<(String, String)> = record.user_metadata(options).into_iter().collect();
+    if let Err(error) = etl_s3::put_bytes(
+        client,
+        job.target_bucket,
+        &key,
+        body.to_string().into_bytes(),
+        "application/json",
+        &PutCondition::None,
+        &metadata,
+    )
+    .await
+    {
+        tracing::warn!(%error, "could not store the bad-input marker");
     }
 }
 

@@ -512,3 +512,82 @@ fn an_unpublished_output_leaves_no_sidecar() {
         ["output/q/y.parquet", "output/q/y.rejected.jsonl"]
     );
 }
+
+fn states(t: &TestContext, prefix: &str) -> Vec<(String, String)> {
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--prefix", prefix, "--dry-run"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                v["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_bad_source_is_remembered_by_its_etag_until_it_changes() {
+    let t = TestContext::new();
+    t.put_file("input/m/good.csv", &testdata("20230414/1.csv"));
+    t.put("input/m/bad.csv", "1,aaa,100\n2,bbb\n");
+    let sweep = || {
+        t.command(ETL)
+            .args(["--bucket", BUCKET, "--prefix", "input/m/"])
+            .output()
+            .unwrap()
+    };
+    let out = sweep();
+    assert_exit(&out, 2);
+    assert!(t.get(".etl/bad/output/m/bad.parquet.json").is_some());
+
+    t.s3.clear_requests();
+    let out = sweep();
+    assert_exit(&out, 2);
+    assert!(
+        stdout(&out).contains("\"status\":\"bad\""),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    let downloads =
+        t.s3.requests()
+            .into_iter()
+            .filter(|r| r.is_object_get() && r.path.ends_with("/input/m/bad.csv"))
+            .count();
+    assert_eq!(downloads, 0, "a known bad source was downloaded again");
+
+    t.put("input/m/new.csv", "1,x,1\n");
+    t.put("input/m/good.csv", "1,y,2\n");
+    assert_eq!(
+        states(&t, "input/m/"),
+        [
+            ("input/m/bad.csv".to_owned(), "bad".to_owned()),
+            ("input/m/good.csv".to_owned(), "stale".to_owned()),
+            ("input/m/new.csv".to_owned(), "missing".to_owned()),
+        ]
+    );
+
+    t.put("input/m/bad.csv", "1,aaa,100\n2,bbb,200\n");
+    let out = sweep();
+    assert_exit(&out, 0);
+    assert_eq!(
+        t.keys("output/m/"),
+        [
+            "output/m/bad.parquet",
+            "output/m/good.parquet",
+            "output/m/new.parquet"
+        ]
+    );
+    assert!(
+        states(&t, "input/m/")
+            .iter()
+            .all(|(_, s)| s == "up-to-date")
+    );
+}
