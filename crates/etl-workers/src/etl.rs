@@ -124,6 +124,7 @@ pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
     } else {
         (None, named_jobs(&args, &options)?)
     };
+    check_collisions(&jobs)?;
     if args.dry_run {
         if let Some(client) = &client {
             return print_states(client, &jobs, &options).await;
@@ -264,6 +265,25 @@ fn print_jobs(jobs: &[Job], sizes: Option<&[u64]>) -> anyhow::Result<()> {
             line["resources"] = suggested_resources(*size);
         }
         writeln!(stdout, "{line}").context("writing to stdout")?;
+    }
+    Ok(())
+}
+
+/// Two sources mapped to one output (`x.csv` and `x.CSV`, say) would overwrite each other
+/// on every run: refused before anything is written.
+fn check_collisions(jobs: &[Job]) -> Result<(), UsageError> {
+    let mut seen: std::collections::HashMap<(&str, &str), &Job> = std::collections::HashMap::new();
+    for job in jobs {
+        if let Some(first) = seen.insert((&job.output_bucket, &job.output_key), job)
+            && (first.bucket != job.bucket || first.key != job.key)
+        {
+            return Err(UsageError(format!(
+                "{} and {} map to the same output {}; choose an --output-key template that keeps them apart",
+                pipeline::s3_uri(&first.bucket, &first.key),
+                pipeline::s3_uri(&job.bucket, &job.key),
+                pipeline::s3_uri(&job.output_bucket, &job.output_key)
+            )));
+        }
     }
     Ok(())
 }

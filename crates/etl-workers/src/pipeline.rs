@@ -396,6 +396,21 @@ pub async fn convert_object(
         {
             return Ok(Outcome::UpToDate);
         }
+        // An output made from another source (`x.csv` vs `x.CSV`) is not ours to replace.
+        if !protocol.force
+            && let Some(other) = existing
+                .as_ref()
+                .and_then(|info| info.metadata.get(source_keys::SOURCE))
+            && *other != encode_metadata(&uri)
+        {
+            return Err(anyhow::Error::from(OutputTaken {
+                output: s3_uri(job.target_bucket, job.target_key),
+                owner: percent_encoding::percent_decode_str(other)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+                input: uri,
+            }));
+        }
         // The object's current version, not the one an old (replayed) event names.
         let Some(source) = etl_s3::head_object(client, job.bucket, job.key).await? else {
             return Err(etl_s3::get_object(client, job.bucket, job.key)
@@ -451,6 +466,26 @@ pub async fn convert_object(
         reason: format!("the output kept changing for {ROUNDS} rounds"),
     }
     .into())
+}
+
+/// The output key already holds the output of another source.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{output} is the output of {owner}, not of {input}: two sources map to one output key; choose an --output-key template that keeps them apart (or --force)"
+)]
+pub struct OutputTaken {
+    /// The output.
+    pub output: String,
+    /// The source it records.
+    pub owner: String,
+    /// The source of this run.
+    pub input: String,
+}
+
+impl etl_error::Classify for OutputTaken {
+    fn class(&self) -> etl_error::ErrorClass {
+        etl_error::ErrorClass::BadInput
+    }
 }
 
 fn record_for(uri: &str, etag: &str) -> SourceRecord {

@@ -591,3 +591,46 @@ fn a_bad_source_is_remembered_by_its_etag_until_it_changes() {
             .all(|(_, s)| s == "up-to-date")
     );
 }
+
+#[test]
+fn two_sources_for_one_output_key_are_refused_before_any_write() {
+    let t = TestContext::new();
+    t.put("input/k/x.csv", "1,a,1\n");
+    t.put("input/k/x.CSV", "2,b,2\n");
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--prefix", "input/k/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("s3://etlproj/input/k/x.CSV")
+            && stderr(&out).contains("s3://etlproj/input/k/x.csv"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.keys("output/").is_empty());
+    // Across runs: the output records its source, another source may not replace it.
+    assert_exit(
+        &t.command(ETL)
+            .args(["--bucket", BUCKET, "--key", "input/k/x.csv"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--key", "input/k/x.CSV"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("input/k/x.csv"), "{}", stderr(&out));
+    let batches = read_parquet(t.get("output/k/x.parquet").unwrap());
+    assert_eq!(batches[0].num_rows(), 1);
+    let no = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(no.value(0), 1);
+}
