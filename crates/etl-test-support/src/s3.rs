@@ -62,9 +62,17 @@ pub struct Refusal {
 
 type Refusals = Arc<Mutex<Vec<Refusal>>>;
 
+/// Requests still to pass before one fails, the code it fails with, and what it was.
+#[derive(Debug, Default)]
+struct NthFault {
+    countdown: Option<(usize, S3ErrorCode)>,
+    failed: Option<String>,
+}
+
 /// The access check of the test server: signed requests pass unless a refusal matches.
 struct Access {
     refusals: Refusals,
+    nth: Arc<Mutex<NthFault>>,
 }
 
 #[async_trait::async_trait]
@@ -77,6 +85,15 @@ impl s3s::access::S3Access for Access {
             s3s::path::S3Path::Object { key, .. } => key.to_string(),
             _ => String::new(),
         };
+        if let Ok(mut nth) = self.nth.lock()
+            && let Some((countdown, code)) = nth.countdown.take()
+        {
+            if countdown == 0 {
+                nth.failed = Some(format!("{} {key}", cx.s3_op().name()));
+                return Err(s3s::S3Error::with_message(code, "injected fault"));
+            }
+            nth.countdown = Some((countdown - 1, code));
+        }
         let refused = self.refusals.lock().ok().and_then(|refusals| {
             refusals
                 .iter()
@@ -100,6 +117,7 @@ pub struct S3Server {
     _temp: Option<tempfile::TempDir>,
     log: Arc<Mutex<Vec<RecordedRequest>>>,
     refusals: Refusals,
+    nth: Arc<Mutex<NthFault>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -122,8 +140,10 @@ impl S3Server {
         let mut builder = S3ServiceBuilder::new(filesystem);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let refusals: Refusals = Arc::default();
+        let nth: Arc<Mutex<NthFault>> = Arc::default();
         builder.set_access(Access {
             refusals: refusals.clone(),
+            nth: nth.clone(),
         });
         let service = builder.build();
 
@@ -155,6 +175,7 @@ impl S3Server {
             _temp: None,
             log,
             refusals,
+            nth,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
@@ -209,10 +230,28 @@ impl S3Server {
         }
     }
 
-    /// Forgets every refusal.
+    /// Fails the request `n` requests from now (0: the next one) with `code`, once.
+    pub fn fail_nth(&self, n: usize, code: S3ErrorCode) {
+        if let Ok(mut nth) = self.nth.lock() {
+            *nth = NthFault {
+                countdown: Some((n, code)),
+                failed: None,
+            };
+        }
+    }
+
+    /// The request the last [`S3Server::fail_nth`] failed (`Operation key`), if it came.
+    pub fn failed_request(&self) -> Option<String> {
+        self.nth.lock().ok().and_then(|nth| nth.failed.clone())
+    }
+
+    /// Forgets every refusal and a pending [`S3Server::fail_nth`].
     pub fn clear_refusals(&self) {
         if let Ok(mut refusals) = self.refusals.lock() {
             refusals.clear();
+        }
+        if let Ok(mut nth) = self.nth.lock() {
+            nth.countdown = None;
         }
     }
 

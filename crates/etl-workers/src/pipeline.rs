@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use etl_convert::{BadRows, ConvertOptions, ConvertSummary, RejectedRow};
 use etl_s3::{Client, ObjectInfo, Publish, PutCondition, PutOutcome, PutRequest};
 use tokio::io::AsyncRead;
@@ -124,6 +123,7 @@ where
         verify,
         Publish::default(),
         None,
+        Arc::default(),
     )
     .await;
     streamed.result
@@ -149,6 +149,7 @@ pub async fn stream_to_s3<R, V>(
     verify: V,
     publish: Publish,
     sidecar_metadata: Option<Vec<(String, String)>>,
+    sidecar_written: Arc<AtomicBool>,
 ) -> Streamed
 where
     R: AsyncRead + Send + Unpin + 'static,
@@ -160,7 +161,6 @@ where
     let sidecar = (options.bad_rows == BadRows::Quarantine)
         .then(|| (target.bucket.clone(), quarantine_key(&target.key)));
     let sidecar_client = client.clone();
-    let sidecar_written = Arc::new(AtomicBool::new(false));
     let written = sidecar_written.clone();
     let runtime = tokio::runtime::Handle::current();
     let output_key = target.key.clone();
@@ -543,17 +543,45 @@ async fn convert_version(
     let gate_client = client.clone();
     let (gate_bucket, gate_key, gate_etag) =
         (job.bucket.to_owned(), job.key.to_owned(), etag.to_owned());
+    let (out_bucket, sidecar_key, marker_key) = (
+        job.target_bucket.to_owned(),
+        quarantine_key(job.target_key),
+        bad_marker_key(job.target_key),
+    );
+    let sidecar_written = Arc::new(AtomicBool::new(false));
+    let wrote_sidecar = sidecar_written.clone();
+    let cleanup_failed: Arc<Mutex<Option<etl_s3::Error>>> = Arc::default();
+    let cleanup_slot = cleanup_failed.clone();
+    // Right before publishing: the source must still be the version converted, and what
+    // belongs to older versions (their sidecar, a bad-input marker) goes first, so that a
+    // fault after publishing cannot leave it beside an up-to-date output.
     let gate: etl_s3::Gate = Box::new(move || {
         Box::pin(async move {
             match etl_s3::head_object(&gate_client, &gate_bucket, &gate_key).await {
-                Ok(Some(now)) if now.etag.as_deref() == Some(gate_etag.as_str()) => Ok(()),
-                Ok(Some(now)) => Err(format!(
-                    "the source changed to ETag {}",
-                    now.etag.unwrap_or_default()
-                )),
-                Ok(None) => Err("the source was deleted".to_owned()),
-                Err(error) => Err(format!("cannot check the source again: {error}")),
+                Ok(Some(now)) if now.etag.as_deref() == Some(gate_etag.as_str()) => {}
+                Ok(Some(now)) => {
+                    return Err(format!(
+                        "the source changed to ETag {}",
+                        now.etag.unwrap_or_default()
+                    ));
+                }
+                Ok(None) => return Err("the source was deleted".to_owned()),
+                Err(error) => return Err(format!("cannot check the source again: {error}")),
             }
+            let mut stale = vec![marker_key];
+            if !wrote_sidecar.load(Ordering::SeqCst) {
+                stale.push(sidecar_key);
+            }
+            for key in stale {
+                if let Err(error) = etl_s3::delete_object(&gate_client, &out_bucket, &key).await {
+                    let reason = error.to_string();
+                    if let Ok(mut slot) = cleanup_slot.lock() {
+                        *slot = Some(error);
+                    }
+                    return Err(reason);
+                }
+            }
+            Ok(())
         })
     });
     let guard = BodyGuard::default();
@@ -572,31 +600,24 @@ async fn convert_version(
             gate: Some(gate),
         },
         Some(sidecar_metadata),
+        sidecar_written,
     )
     .await;
     let sidecar = quarantine_key(job.target_key);
     match streamed.result {
-        Ok((summary, stored)) => {
-            etl_s3::delete_object(client, job.target_bucket, &bad_marker_key(job.target_key))
-                .await
-                .with_context(|| format!("removing the bad-input marker of {uri}"))?;
-            if !streamed.sidecar_written {
-                // A clean (or differently configured) version leaves no older sidecar behind.
-                etl_s3::delete_object(client, job.target_bucket, &sidecar)
-                    .await
-                    .with_context(|| {
-                        format!("removing the old {}", s3_uri(job.target_bucket, &sidecar))
-                    })?;
-            }
-            Ok(Attempt::Done(Outcome::Converted {
-                rows: summary.rows,
-                rejected: summary.rejected,
-                bytes: stored.size,
-            }))
-        }
+        Ok((summary, stored)) => Ok(Attempt::Done(Outcome::Converted {
+            rows: summary.rows,
+            rejected: summary.rejected,
+            bytes: stored.size,
+        })),
         Err(error) => {
             if streamed.sidecar_written {
                 remove_own_sidecar(client, job.target_bucket, &sidecar, &record).await;
+            }
+            if let Some(error) = cleanup_failed.lock().ok().and_then(|mut slot| slot.take()) {
+                return Err(anyhow::Error::from(error).context(format!(
+                    "removing what an older version left beside the output of {uri}"
+                )));
             }
             match error.downcast_ref::<etl_s3::Error>() {
                 Some(e) if e.is_precondition_failed() => return Ok(Attempt::Lost),
@@ -619,7 +640,16 @@ async fn convert_version(
                 }));
             }
             let error = error.context(format!("converting {uri}"));
-            if crate::exit::class_of(&error) == etl_error::ErrorClass::BadInput {
+            // Only bad data is remembered; a refused request (AccessDenied) may be fixed
+            // by an operator without the source changing.
+            let bad_data = error.chain().any(|cause| {
+                cause.downcast_ref::<etl_convert::Error>().is_some_and(|e| {
+                    etl_error::Classify::class(e) == etl_error::ErrorClass::BadInput
+                })
+            }) && !error
+                .chain()
+                .any(|cause| cause.downcast_ref::<etl_s3::Error>().is_some());
+            if bad_data {
                 remember_bad(client, job, options, &record, &error).await;
             }
             Err(error)

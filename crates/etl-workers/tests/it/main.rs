@@ -4,6 +4,7 @@ mod support;
 
 mod agg;
 mod bad_input;
+mod crash;
 mod etl;
 mod events;
 mod faults;
