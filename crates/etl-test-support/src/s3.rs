@@ -62,10 +62,19 @@ pub struct Refusal {
 
 type Refusals = Arc<Mutex<Vec<Refusal>>>;
 
-/// Requests still to pass before one fails, the code it fails with, and what it was.
+/// What happens to the Nth request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NthRequest {
+    /// It is answered with this error.
+    Fail(S3ErrorCode),
+    /// It is never answered (a test then kills the client: a crash at that point).
+    Hang,
+}
+
+/// Requests still to pass before one fails, how it fails, and what it was.
 #[derive(Debug, Default)]
 struct NthFault {
-    countdown: Option<(usize, S3ErrorCode)>,
+    countdown: Option<(usize, NthRequest)>,
     failed: Option<String>,
 }
 
@@ -85,14 +94,25 @@ impl s3s::access::S3Access for Access {
             s3s::path::S3Path::Object { key, .. } => key.to_string(),
             _ => String::new(),
         };
-        if let Ok(mut nth) = self.nth.lock()
-            && let Some((countdown, code)) = nth.countdown.take()
-        {
+        let injected = self.nth.lock().ok().and_then(|mut nth| {
+            let (countdown, what) = nth.countdown.take()?;
             if countdown == 0 {
                 nth.failed = Some(format!("{} {key}", cx.s3_op().name()));
+                Some(what)
+            } else {
+                nth.countdown = Some((countdown - 1, what));
+                None
+            }
+        });
+        match injected {
+            Some(NthRequest::Fail(code)) => {
                 return Err(s3s::S3Error::with_message(code, "injected fault"));
             }
-            nth.countdown = Some((countdown - 1, code));
+            Some(NthRequest::Hang) => {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                return Err(s3s::s3_error!(InternalError, "hung"));
+            }
+            None => {}
         }
         let refused = self.refusals.lock().ok().and_then(|refusals| {
             refusals
@@ -232,9 +252,14 @@ impl S3Server {
 
     /// Fails the request `n` requests from now (0: the next one) with `code`, once.
     pub fn fail_nth(&self, n: usize, code: S3ErrorCode) {
+        self.nth_request(n, NthRequest::Fail(code));
+    }
+
+    /// Does `what` to the request `n` requests from now (0: the next one), once.
+    pub fn nth_request(&self, n: usize, what: NthRequest) {
         if let Ok(mut nth) = self.nth.lock() {
             *nth = NthFault {
-                countdown: Some((n, code)),
+                countdown: Some((n, what)),
                 failed: None,
             };
         }

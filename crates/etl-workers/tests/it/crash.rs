@@ -6,13 +6,59 @@ use crate::support::*;
 const ETL: &str = env!("CARGO_BIN_EXE_etl");
 const AGG: &str = env!("CARGO_BIN_EXE_agg");
 
-use etl_test_support::s3::S3ErrorCode;
+use etl_test_support::s3::{NthRequest, S3ErrorCode};
 
 fn rows(t: &TestContext, key: &str) -> usize {
     read_parquet(t.get(key).expect("output"))
         .iter()
         .map(|b| b.num_rows())
         .sum()
+}
+
+/// Kills the step's process once its Nth request reached the server (which never answers
+/// it), for every N the step makes, and checks `after` once a plain rerun has run.
+fn crash_at_every_request(
+    setup: impl Fn(&TestContext),
+    step: impl Fn(&TestContext) -> std::process::Command,
+    during: impl Fn(&TestContext, &str),
+    after: impl Fn(&TestContext),
+) -> usize {
+    let mut points = 0;
+    for n in 0.. {
+        let t = TestContext::new();
+        setup(&t);
+        t.s3.nth_request(n, NthRequest::Hang);
+        let mut child = step(&t)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let failed = loop {
+            if let Some(failed) = t.s3.failed_request() {
+                break Some(failed);
+            }
+            if child.try_wait().unwrap().is_some() {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let Some(failed) = failed else {
+            break;
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        points += 1;
+        during(&t, &failed);
+        t.s3.clear_refusals();
+        let rerun = step(&t).output().unwrap();
+        assert_exit(&rerun, 0);
+        after(&t);
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("crash {n} at {failed}: rerun right");
+        }
+    }
+    points
 }
 
 /// Runs `scenario`'s faulted step with the Nth request failing, for every N the step
@@ -79,19 +125,19 @@ fn every_request_of_a_conversion_can_fail_and_a_rerun_is_right() {
             "1,aaa,100\n2,bbb,200\n3,ccc,300\n4,ddd,400\n",
         );
     };
-    let step = |t: &TestContext| {
-        t.command(ETL)
-            .args([
-                "--bucket",
-                BUCKET,
-                "--key",
-                "input/q/x.csv",
-                "--bad-rows",
-                "quarantine",
-            ])
-            .output()
-            .unwrap()
+    let command = |t: &TestContext| {
+        let mut command = t.command(ETL);
+        command.args([
+            "--bucket",
+            BUCKET,
+            "--key",
+            "input/q/x.csv",
+            "--bad-rows",
+            "quarantine",
+        ]);
+        command
     };
+    let step = |t: &TestContext| command(t).output().unwrap();
     let during = |t: &TestContext, failed: &str| {
         // The output is v1's (2 rows, with its sidecar) or v2's (4 rows).
         let n = rows(t, "output/q/x.parquet");
@@ -106,10 +152,13 @@ fn every_request_of_a_conversion_can_fail_and_a_rerun_is_right() {
     for code in [S3ErrorCode::AccessDenied, S3ErrorCode::InternalError] {
         points += at_every_request(code, setup, step, during, after);
     }
-    assert!(points >= 8, "{points}");
+    let crashes = crash_at_every_request(setup, command, during, after);
+    assert!(points >= 8 && crashes >= 8, "{points} {crashes}");
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("conversion: {points} fault points, wrong outputs after rerun: 0");
+        eprintln!(
+            "conversion: {points} failed requests + {crashes} crashes, wrong outputs after rerun: 0"
+        );
     }
 }
 
@@ -139,12 +188,12 @@ fn every_request_of_an_aggregation_can_fail_and_a_rerun_is_right() {
             .unwrap();
         assert_exit(&out, 0);
     };
-    let step = |t: &TestContext| {
-        t.command(AGG)
-            .args(["--bucket", BUCKET, "--prefix", "output/d/"])
-            .output()
-            .unwrap()
+    let command = |t: &TestContext| {
+        let mut command = t.command(AGG);
+        command.args(["--bucket", BUCKET, "--prefix", "output/d/"]);
+        command
     };
+    let step = |t: &TestContext| command(t).output().unwrap();
     let txt = |t: &TestContext| String::from_utf8(t.get("output/d/agg.txt").unwrap()).unwrap();
     let during = |t: &TestContext, failed: &str| {
         // agg.json (the commit record) never claims the new inputs without agg.txt saying so.
@@ -165,9 +214,12 @@ fn every_request_of_an_aggregation_can_fail_and_a_rerun_is_right() {
     for code in [S3ErrorCode::AccessDenied, S3ErrorCode::InternalError] {
         points += at_every_request(code, setup, step, during, after);
     }
-    assert!(points >= 6, "{points}");
+    let crashes = crash_at_every_request(setup, command, during, after);
+    assert!(points >= 6 && crashes >= 6, "{points} {crashes}");
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("aggregation: {points} fault points, wrong outputs after rerun: 0");
+        eprintln!(
+            "aggregation: {points} failed requests + {crashes} crashes, wrong outputs after rerun: 0"
+        );
     }
 }
