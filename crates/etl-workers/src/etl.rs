@@ -32,6 +32,9 @@ Examples:
   # sweep: convert every CSV under a prefix whose output is missing or stale
   etl --bucket etlproj --prefix input/20230414/ --jobs 8
 
+  # each object's state under a prefix (up-to-date, stale, missing, bad), HEADs only
+  etl --bucket etlproj --prefix input/20230414/ --dry-run
+
   # a local file
   etl --input data.csv --output data.parquet
 
@@ -39,7 +42,8 @@ S3 settings come from the AWS SDK's chain: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_
 AWS_REGION (default us-east-1), AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 (a custom endpoint
 such as MinIO implies path-style addressing), profiles, IRSA web identity.
 
-Exit codes: 0 done or nothing to do; 1 transient failure (retrying may help);
+Exit codes: 0 done, up to date, superseded (a newer source version owns the output) or
+nothing to do; 1 transient failure (retrying may help; in a sweep, any transient failure);
 2 invalid usage, payload or data (retrying will not help).";
 
 /// Convert CSV objects or files to Parquet, JSON Lines or CSV.
