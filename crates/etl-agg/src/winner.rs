@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
@@ -18,8 +18,8 @@ use crate::{Error, Result, SparseFile};
 /// A comparable value of the aggregated column.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value {
-    /// Any integer column (as i64).
-    Int(i64),
+    /// Any integer column, signed or unsigned (`u64` values above `i64::MAX` included).
+    Int(i128),
     /// Any floating-point column.
     Float(f64),
 }
@@ -132,12 +132,19 @@ pub fn column_max(
                 *best = Some(Candidate { value, row });
             }
         };
-        if data_type.is_integer() {
+        if data_type == DataType::UInt64 {
+            // Above i64::MAX a cast to Int64 would turn values into nulls.
+            for (i, v) in array.as_primitive::<UInt64Type>().iter().enumerate() {
+                if let Some(v) = v {
+                    consider(Value::Int(i128::from(v)), offset + i as u64, &mut best);
+                }
+            }
+        } else if data_type.is_integer() {
             let ints =
                 arrow_cast::cast(array, &DataType::Int64).map_err(|e| corrupt(e.to_string()))?;
             for (i, v) in ints.as_primitive::<Int64Type>().iter().enumerate() {
                 if let Some(v) = v {
-                    consider(Value::Int(v), offset + i as u64, &mut best);
+                    consider(Value::Int(i128::from(v)), offset + i as u64, &mut best);
                 }
             }
         } else if data_type.is_floating()

@@ -100,3 +100,24 @@ fn corrupt_and_unsuitable_files_are_named() {
     let err = column_max(&file, &metadata, "x").unwrap_err().to_string();
     assert_eq!(err, "output/d/1.parquet: column 'x' is Utf8, not a number");
 }
+
+#[test]
+fn unsigned_values_above_i64_max_win_instead_of_becoming_null() {
+    use std::sync::Arc;
+    let values = arrow_array::UInt64Array::from(vec![Some(7), Some(u64::MAX), None, Some(1 << 63)]);
+    let batch = arrow_array::RecordBatch::try_from_iter([(
+        "score",
+        Arc::new(values) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let bytes = Bytes::from(out);
+    let (mut file, metadata) = fetch(&bytes, bytes.len() as u64);
+    file.insert(0, bytes.clone());
+    let best = column_max(&file, &metadata, "score").unwrap().unwrap();
+    assert_eq!(best.value, Value::Int(i128::from(u64::MAX)));
+    assert_eq!(best.row, 1);
+}

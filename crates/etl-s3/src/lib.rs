@@ -11,12 +11,16 @@ mod upload;
 pub use aws_sdk_s3::Client;
 pub use aws_sdk_s3::primitives::ByteStream;
 pub use client::{ClientSettings, build_client};
+pub use error::classify_response;
 pub use error::{Error, Result};
 pub use objects::{
-    ListedObject, ObjectInfo, PutCondition, get_object, get_range, head_object, list_objects,
-    put_bytes,
+    ListedObject, ObjectInfo, PutCondition, delete_object, get_object, get_object_pinned,
+    get_range, get_range_pinned, head_object, list_objects, put_bytes,
 };
-pub use upload::{Chunk, PutOutcome, PutRequest, UploadWriter, put_stream, upload_channel};
+pub use upload::{
+    Chunk, Gate, Publish, PutOutcome, PutRequest, UploadWriter, put_stream, put_stream_with,
+    upload_channel,
+};
 
 /// An ETag without the quotes S3 puts around it (notifications carry it bare).
 pub fn bare_etag(etag: &str) -> String {

@@ -57,10 +57,23 @@ pub async fn get_object(
     bucket: &str,
     key: &str,
 ) -> Result<(ObjectInfo, ByteStream)> {
+    get_object_pinned(client, bucket, key, None).await
+}
+
+/// GET of a whole object, pinned to one version with `If-Match` when `etag` is given
+/// (a changed object answers 412, see [`Error::is_precondition_failed`]). Some servers
+/// ignore `If-Match` on GET: callers compare the returned ETag too.
+pub async fn get_object_pinned(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+) -> Result<(ObjectInfo, ByteStream)> {
     let out = client
         .get_object()
         .bucket(bucket)
         .key(key)
+        .set_if_match(etag.map(quoted))
         .send()
         .await
         .map_err(|e| Error::request("GetObject", bucket, key, e))?;
@@ -75,20 +88,57 @@ pub async fn get_object(
 /// GET of a byte range (`bytes=start-end` inclusive, or `bytes=-N` for the last N bytes),
 /// collected in memory: for footers and column chunks, not whole files.
 pub async fn get_range(client: &Client, bucket: &str, key: &str, range: &str) -> Result<Bytes> {
+    Ok(get_range_pinned(client, bucket, key, range, None).await?.0)
+}
+
+/// [`get_range`] pinned to one version with `If-Match` when `etag` is given; a response
+/// carrying another ETag (a server ignoring `If-Match`) is a 412 too. Also returns the
+/// response's ETag, to pin the next ranges of the same object.
+pub async fn get_range_pinned(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    range: &str,
+    etag: Option<&str>,
+) -> Result<(Bytes, Option<String>)> {
     let out = client
         .get_object()
         .bucket(bucket)
         .key(key)
         .range(range)
+        .set_if_match(etag.map(quoted))
         .send()
         .await
         .map_err(|e| Error::request("GetObject", bucket, key, e))?;
+    if let (Some(expected), Some(got)) = (etag, out.e_tag().map(bare_etag))
+        && expected != got
+    {
+        return Err(Error::changed("GetObject", bucket, key, expected, &got));
+    }
+    let got = out.e_tag().map(bare_etag);
     let data = out.body.collect().await.map_err(|e| Error::Body {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         message: e.to_string(),
     })?;
-    Ok(data.into_bytes())
+    Ok((data.into_bytes(), got))
+}
+
+/// DELETE of an object (absent is fine).
+pub async fn delete_object(client: &Client, bucket: &str, key: &str) -> Result<()> {
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| Error::request("DeleteObject", bucket, key, e))?;
+    Ok(())
+}
+
+/// `"etag"`, as conditional headers want it.
+pub(crate) fn quoted(etag: &str) -> String {
+    format!("\"{}\"", etag.trim_matches('"'))
 }
 
 /// Every object under `prefix`, in key order.
@@ -121,9 +171,10 @@ pub async fn list_objects(
 }
 
 /// A condition on a write, so that concurrent writers cannot overwrite each other blindly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum PutCondition {
     /// Write unconditionally.
+    #[default]
     None,
     /// Write only if the object does not exist (`If-None-Match: *`).
     Absent,
@@ -153,7 +204,7 @@ pub async fn put_bytes(
     request = match condition {
         PutCondition::None => request,
         PutCondition::Absent => request.if_none_match("*"),
-        PutCondition::Matches(etag) => request.if_match(format!("\"{etag}\"")),
+        PutCondition::Matches(etag) => request.if_match(quoted(etag)),
     };
     let out = request
         .send()

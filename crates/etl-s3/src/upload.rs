@@ -14,7 +14,8 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-use crate::{Error, Result, bare_etag};
+use crate::objects::quoted;
+use crate::{Error, PutCondition, Result, bare_etag};
 
 /// Parts of a multipart upload (S3's minimum is 5 MiB).
 const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -110,11 +111,39 @@ impl Write for UploadWriter {
     }
 }
 
+/// A check run right before the object is published (the single PUT or the
+/// `CompleteMultipartUpload`): `Err(reason)` withholds the upload.
+pub type Gate = Box<
+    dyn FnOnce() -> futures_util::future::BoxFuture<'static, std::result::Result<(), String>>
+        + Send,
+>;
+
+/// How an upload is published: a condition on the write and a last check before it.
+#[derive(Default)]
+pub struct Publish {
+    /// `If-None-Match: *` or `If-Match` on the PUT or `CompleteMultipartUpload`.
+    pub condition: PutCondition,
+    /// Run just before publishing; a store that ignores conditional writes still gets
+    /// this check.
+    pub gate: Option<Gate>,
+}
+
 /// Uploads what arrives on `chunks`; publishes only after [`Chunk::End`].
 pub async fn put_stream(
     client: &Client,
     request: &PutRequest,
+    chunks: mpsc::Receiver<Chunk>,
+) -> Result<PutOutcome> {
+    put_stream_with(client, request, chunks, Publish::default()).await
+}
+
+/// [`put_stream`] with a write condition and a check before publishing. A lost condition
+/// is an [`Error::is_precondition_failed`] error; a failed check is [`Error::Withheld`].
+pub async fn put_stream_with(
+    client: &Client,
+    request: &PutRequest,
     mut chunks: mpsc::Receiver<Chunk>,
+    publish: Publish,
 ) -> Result<PutOutcome> {
     let mut pending = BytesMut::new();
     let mut multipart: Option<Multipart> = None;
@@ -138,6 +167,7 @@ pub async fn put_stream(
             }
             Some(Chunk::End) => break,
             None => {
+                drop(chunks);
                 if let Some(upload) = multipart {
                     upload.abort(client).await;
                 }
@@ -148,6 +178,31 @@ pub async fn put_stream(
             }
         }
     }
+    drop(chunks);
+    if let Some(upload) = multipart.as_mut()
+        && !pending.is_empty()
+        && let Err(error) = upload.send_part(client, pending.split().freeze()).await
+    {
+        upload.abort(client).await;
+        return Err(error);
+    }
+    if let Some(gate) = publish.gate
+        && let Err(reason) = gate().await
+    {
+        if let Some(upload) = multipart {
+            upload.abort(client).await;
+        }
+        return Err(Error::Withheld {
+            bucket: request.bucket.clone(),
+            key: request.key.clone(),
+            reason,
+        });
+    }
+    let (if_match, if_none_match) = match &publish.condition {
+        PutCondition::None => (None, None),
+        PutCondition::Absent => (None, Some("*".to_owned())),
+        PutCondition::Matches(etag) => (Some(quoted(etag)), None),
+    };
     match multipart {
         None => {
             let out = client
@@ -156,6 +211,8 @@ pub async fn put_stream(
                 .key(&request.key)
                 .content_type(&request.content_type)
                 .set_metadata(Some(request.metadata.clone()))
+                .set_if_match(if_match)
+                .set_if_none_match(if_none_match)
                 .body(ByteStream::from(pending.freeze()))
                 .send()
                 .await
@@ -166,15 +223,9 @@ pub async fn put_stream(
                 parts: 1,
             })
         }
-        Some(mut upload) => {
-            if !pending.is_empty()
-                && let Err(error) = upload.send_part(client, pending.freeze()).await
-            {
-                upload.abort(client).await;
-                return Err(error);
-            }
+        Some(upload) => {
             let parts = upload.parts.len() as u32;
-            let etag = upload.complete(client).await?;
+            let etag = upload.complete(client, if_match, if_none_match).await?;
             Ok(PutOutcome { etag, size, parts })
         }
     }
@@ -229,12 +280,19 @@ impl Multipart {
         Ok(())
     }
 
-    async fn complete(self, client: &Client) -> Result<String> {
+    async fn complete(
+        self,
+        client: &Client,
+        if_match: Option<String>,
+        if_none_match: Option<String>,
+    ) -> Result<String> {
         let result = client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
+            .set_if_match(if_match)
+            .set_if_none_match(if_none_match)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(self.parts.clone()))

@@ -46,12 +46,98 @@ impl RecordedRequest {
     }
 }
 
+pub use s3s::S3ErrorCode;
+
+/// A refusal the server answers instead of doing an operation (as a bucket policy or a
+/// failing store would): `operation` is S3's name (`CreateMultipartUpload`, `GetObject`).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The operation refused.
+    pub operation: String,
+    /// Only keys containing this (empty: every key).
+    pub key_contains: String,
+    /// The error answered (`AccessDenied` is 403, `InternalError` 500, ...).
+    pub code: S3ErrorCode,
+}
+
+type Refusals = Arc<Mutex<Vec<Refusal>>>;
+
+/// What happens to the Nth request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NthRequest {
+    /// It is answered with this error.
+    Fail(S3ErrorCode),
+    /// It is never answered (a test then kills the client: a crash at that point).
+    Hang,
+}
+
+/// Requests still to pass before one fails, how it fails, and what it was.
+#[derive(Debug, Default)]
+struct NthFault {
+    countdown: Option<(usize, NthRequest)>,
+    failed: Option<String>,
+}
+
+/// The access check of the test server: signed requests pass unless a refusal matches.
+struct Access {
+    refusals: Refusals,
+    nth: Arc<Mutex<NthFault>>,
+}
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for Access {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3s::s3_error!(AccessDenied, "signature required"));
+        }
+        let key = match cx.s3_path() {
+            s3s::path::S3Path::Object { key, .. } => key.to_string(),
+            _ => String::new(),
+        };
+        let injected = self.nth.lock().ok().and_then(|mut nth| {
+            let (countdown, what) = nth.countdown.take()?;
+            if countdown == 0 {
+                nth.failed = Some(format!("{} {key}", cx.s3_op().name()));
+                Some(what)
+            } else {
+                nth.countdown = Some((countdown - 1, what));
+                None
+            }
+        });
+        match injected {
+            Some(NthRequest::Fail(code)) => {
+                return Err(s3s::S3Error::with_message(code, "injected fault"));
+            }
+            Some(NthRequest::Hang) => {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                return Err(s3s::s3_error!(InternalError, "hung"));
+            }
+            None => {}
+        }
+        let refused = self.refusals.lock().ok().and_then(|refusals| {
+            refusals
+                .iter()
+                .find(|r| r.operation == cx.s3_op().name() && key.contains(&r.key_contains))
+                .map(|r| r.code.clone())
+        });
+        match refused {
+            Some(code) => Err(s3s::S3Error::with_message(
+                code,
+                "refused by the test server",
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A running server; stops when dropped.
 pub struct S3Server {
     address: SocketAddr,
     root: PathBuf,
     _temp: Option<tempfile::TempDir>,
     log: Arc<Mutex<Vec<RecordedRequest>>>,
+    refusals: Refusals,
+    nth: Arc<Mutex<NthFault>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -73,6 +159,12 @@ impl S3Server {
             .map_err(|e| anyhow::anyhow!("s3s-fs over {}: {e:?}", root.display()))?;
         let mut builder = S3ServiceBuilder::new(filesystem);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let refusals: Refusals = Arc::default();
+        let nth: Arc<Mutex<NthFault>> = Arc::default();
+        builder.set_access(Access {
+            refusals: refusals.clone(),
+            nth: nth.clone(),
+        });
         let service = builder.build();
 
         let listener =
@@ -102,6 +194,8 @@ impl S3Server {
             root: root.to_path_buf(),
             _temp: None,
             log,
+            refusals,
+            nth,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
@@ -143,6 +237,47 @@ impl S3Server {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// From now on, answers `operation` on keys containing `key_contains` with `code`.
+    pub fn refuse(&self, operation: &str, key_contains: &str, code: S3ErrorCode) {
+        if let Ok(mut refusals) = self.refusals.lock() {
+            refusals.push(Refusal {
+                operation: operation.to_owned(),
+                key_contains: key_contains.to_owned(),
+                code,
+            });
+        }
+    }
+
+    /// Fails the request `n` requests from now (0: the next one) with `code`, once.
+    pub fn fail_nth(&self, n: usize, code: S3ErrorCode) {
+        self.nth_request(n, NthRequest::Fail(code));
+    }
+
+    /// Does `what` to the request `n` requests from now (0: the next one), once.
+    pub fn nth_request(&self, n: usize, what: NthRequest) {
+        if let Ok(mut nth) = self.nth.lock() {
+            *nth = NthFault {
+                countdown: Some((n, what)),
+                failed: None,
+            };
+        }
+    }
+
+    /// The request the last [`S3Server::fail_nth`] failed (`Operation key`), if it came.
+    pub fn failed_request(&self) -> Option<String> {
+        self.nth.lock().ok().and_then(|nth| nth.failed.clone())
+    }
+
+    /// Forgets every refusal and a pending [`S3Server::fail_nth`].
+    pub fn clear_refusals(&self) {
+        if let Ok(mut refusals) = self.refusals.lock() {
+            refusals.clear();
+        }
+        if let Ok(mut nth) = self.nth.lock() {
+            nth.countdown = None;
+        }
     }
 
     /// Every request received so far.

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use etl_agg::{AggReport, Candidate, FooterParse, SparseFile};
-use etl_error::ExitStatus;
+use etl_error::{ErrorClass, ExitStatus};
 use etl_event::KeyEncoding;
 use etl_s3::{Client, ListedObject, PutCondition};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
 use crate::cli::LogArgs;
-use crate::exit::UsageError;
+use crate::exit::{Reported, UsageError, class_of};
 use crate::{env_vars, payload, result_dir};
 
 const EXAMPLES: &str = "\
@@ -137,9 +137,24 @@ pub async fn run(args: AggArgs) -> anyhow::Result<ExitStatus> {
         None => etl_s3::build_client(&etl_s3::ClientSettings::default()).await,
     };
     let mut last = None;
+    let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
+    let single = targets.len() == 1;
     for (bucket, prefix) in &targets {
-        let outcome = aggregate_folder(&client, bucket, prefix, &args).await?;
         let uri = format!("s3://{bucket}/{prefix}");
+        let outcome = match aggregate_folder(&client, bucket, prefix, &args).await {
+            Ok(outcome) => outcome,
+            // One folder that cannot be aggregated does not stop the others.
+            Err(error) => {
+                let message = format!("{error:#}");
+                tracing::warn!(folder = %uri, error = %message, "failed");
+                println!(
+                    "{}",
+                    json!({"bucket": bucket, "prefix": prefix, "status": "failed", "error": message})
+                );
+                failures.push((uri, error));
+                continue;
+            }
+        };
         match &outcome {
             FolderOutcome::Written { source_key, files } => {
                 tracing::info!(folder = %uri, files, source_key = %source_key, "aggregate written");
@@ -175,7 +190,35 @@ pub async fn run(args: AggArgs) -> anyhow::Result<ExitStatus> {
             ],
         )?;
     }
-    Ok(ExitStatus::Success)
+    if failures.is_empty() {
+        return Ok(ExitStatus::Success);
+    }
+    if single && let Some((_, error)) = failures.pop() {
+        return Err(error);
+    }
+    // Like an etl sweep: a retry helps if any failure was transient.
+    let class = if failures
+        .iter()
+        .any(|(_, e)| class_of(e) == ErrorClass::Retryable)
+    {
+        ErrorClass::Retryable
+    } else {
+        ErrorClass::BadInput
+    };
+    let names: Vec<String> = failures
+        .iter()
+        .map(|(uri, e)| format!("{uri}: {e:#}"))
+        .collect();
+    Err(Reported {
+        message: format!(
+            "{} of {} folders failed: {}",
+            failures.len(),
+            targets.len(),
+            names.join("; ")
+        ),
+        class,
+    }
+    .into())
 }
 
 fn status_name(outcome: &FolderOutcome) -> &'static str {
@@ -271,12 +314,25 @@ fn version_of(object: &ListedObject) -> String {
     }
 }
 
+/// The inputs' versions alone (for settling: has the folder changed?).
 fn fingerprint_of(inputs: &[ListedObject]) -> String {
     let versions: Vec<(String, String)> = inputs
         .iter()
         .map(|o| (o.key.clone(), version_of(o)))
         .collect();
     etl_agg::fingerprint(versions.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// What `agg.json` records: the inputs' versions and every option that shapes the result
+/// (the column, the tool's version). Option lines start with a NUL, which no key has.
+fn result_fingerprint(inputs: &[ListedObject], column: &str) -> String {
+    let mut entries: Vec<(String, String)> = inputs
+        .iter()
+        .map(|o| (o.key.clone(), version_of(o)))
+        .collect();
+    entries.push(("\0column".to_owned(), column.to_owned()));
+    entries.push(("\0agg".to_owned(), env!("CARGO_PKG_VERSION").to_owned()));
+    etl_agg::fingerprint(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// Waits until the listing stays the same for `settle` (bounded by `timeout`).
@@ -325,21 +381,25 @@ async fn aggregate_folder(
     let json_key = format!("{prefix}agg.json");
     let txt_key = format!("{prefix}agg.txt");
     let mut inputs = list_inputs(client, bucket, prefix).await?;
+    let mut force = args.force;
     for _round in 0..MAX_ROUNDS {
         if inputs.is_empty() {
             return Ok(FolderOutcome::Empty);
         }
-        let fingerprint = fingerprint_of(&inputs);
+        let fingerprint = result_fingerprint(&inputs, &args.column);
+        // agg.json is the commit record, written last: when it records these inputs and
+        // options, agg.txt was written before it.
         let existing = etl_s3::head_object(client, bucket, &json_key).await?;
-        if !args.force
+        if !force
             && existing
                 .as_ref()
                 .is_some_and(|info| info.metadata.get("etl-fingerprint") == Some(&fingerprint))
         {
             return Ok(FolderOutcome::UpToDate);
         }
+        let existing_txt = etl_s3::head_object(client, bucket, &txt_key).await?;
 
-        let report = compute(
+        let report = match compute(
             client,
             bucket,
             &inputs,
@@ -347,11 +407,24 @@ async fn aggregate_folder(
             args.jobs,
             &fingerprint,
         )
-        .await?;
+        .await
+        {
+            Ok(report) => report,
+            // A file rewritten between the listing and a range GET: list again.
+            Err(error) if is_changed(&error) => {
+                tracing::info!(
+                    prefix,
+                    "an input changed while it was read; aggregating again"
+                );
+                inputs = list_inputs(client, bucket, prefix).await?;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
 
         // The inputs may have changed while we read: then this aggregate is already stale.
         let now = list_inputs(client, bucket, prefix).await?;
-        if fingerprint_of(&now) != fingerprint {
+        if fingerprint_of(&now) != fingerprint_of(&inputs) {
             tracing::info!(
                 prefix,
                 "inputs changed while aggregating; aggregating again"
@@ -360,12 +433,22 @@ async fn aggregate_folder(
             continue;
         }
 
-        let condition = match &existing {
+        let condition_of = |info: &Option<etl_s3::ObjectInfo>| match info {
             Some(info) => PutCondition::Matches(info.etag.clone().unwrap_or_default()),
             None => PutCondition::Absent,
         };
-        match write_report(client, bucket, &json_key, &txt_key, &report, condition).await {
+        let conditions = (condition_of(&existing_txt), condition_of(&existing));
+        match write_report(client, bucket, &json_key, &txt_key, &report, conditions).await {
             Ok(()) => {
+                // A store that ignores conditional writes may have let an older run's
+                // result land after a newer one's: a changed listing means go round again.
+                let after = list_inputs(client, bucket, prefix).await?;
+                if fingerprint_of(&after) != fingerprint_of(&inputs) {
+                    tracing::info!(prefix, "inputs changed while writing; aggregating again");
+                    inputs = after;
+                    force = false;
+                    continue;
+                }
                 return Ok(FolderOutcome::Written {
                     source_key: report.source_key,
                     files: report.files,
@@ -378,12 +461,21 @@ async fn aggregate_folder(
                     "another aggregation wrote first; checking its inputs"
                 );
                 inputs = list_inputs(client, bucket, prefix).await?;
+                force = false;
                 continue;
             }
             Err(error) => return Err(error.into()),
         }
     }
     Ok(FolderOutcome::Superseded)
+}
+
+/// A pinned read found the object changed (412, or another ETag in the response).
+fn is_changed(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<etl_s3::Error>())
+        .any(etl_s3::Error::is_precondition_failed)
 }
 
 /// Reads footers and the column concurrently, picks the first maximum in key order, then
@@ -409,13 +501,13 @@ async fn compute(
     let mut best: Option<(usize, Candidate)> = None;
     let mut files = Vec::with_capacity(results.len());
     for (index, result) in results.into_iter().enumerate() {
-        let (file, candidate, metadata) = result?;
+        let (file, candidate, metadata, pin) = result?;
         if let Some(candidate) = candidate
             && best.is_none_or(|(_, b)| candidate.value.greater_than(b.value))
         {
             best = Some((index, candidate));
         }
-        files.push((file, metadata));
+        files.push((file, metadata, pin));
     }
     let Some((winner, candidate)) = best else {
         return Err(UsageError(format!(
@@ -423,7 +515,7 @@ async fn compute(
         ))
         .into());
     };
-    let (file, metadata) = &mut files[winner];
+    let (file, metadata, pin) = &mut files[winner];
     // Only the pages holding the row (the offset index says which), not its row group.
     let mut reader = etl_agg::RowReader::try_new(file.key(), file.size(), metadata, candidate.row)?;
     let row = loop {
@@ -431,7 +523,7 @@ async fn compute(
             etl_agg::Step::Fetch(ranges) => {
                 let mut data = Vec::with_capacity(ranges.len());
                 for range in &ranges {
-                    fetch_into(client, bucket, file, range.clone()).await?;
+                    fetch_into(client, bucket, file, pin, range.clone()).await?;
                     data.push(file.get(range.start, range.end).unwrap_or_default());
                 }
                 reader.push(ranges, data)?;
@@ -449,10 +541,13 @@ async fn compute(
     })
 }
 
+/// A file's bytes at hand, its best candidate, its footer and the ETag its reads are
+/// pinned to.
 type ReadColumn = (
     SparseFile,
     Option<Candidate>,
     std::sync::Arc<parquet::file::metadata::ParquetMetaData>,
+    Option<String>,
 );
 
 async fn read_column(
@@ -462,10 +557,12 @@ async fn read_column(
     column: &str,
 ) -> anyhow::Result<ReadColumn> {
     let mut file = SparseFile::new(object.key.clone(), object.size);
+    // The listed ETag where the server lists one; else the first response's.
+    let mut pin = Some(object.etag.clone()).filter(|e| !e.is_empty());
     let mut suffix = FOOTER_GUESS.min(object.size);
     let metadata = loop {
         let start = object.size - suffix;
-        fetch_into(client, bucket, &mut file, start..object.size).await?;
+        fetch_into(client, bucket, &mut file, &mut pin, start..object.size).await?;
         match etl_agg::parse_footer(&file)? {
             FooterParse::Parsed(metadata) => break metadata,
             FooterParse::NeedSuffix(needed) if needed > suffix => suffix = needed,
@@ -480,10 +577,10 @@ async fn read_column(
     };
     let index = etl_agg::resolve_column(&file, &metadata, column)?;
     for range in etl_agg::column_chunk_ranges(&metadata, index) {
-        fetch_into(client, bucket, &mut file, range).await?;
+        fetch_into(client, bucket, &mut file, &mut pin, range).await?;
     }
     let candidate = etl_agg::column_max(&file, &metadata, column)?;
-    Ok((file, candidate, metadata))
+    Ok((file, candidate, metadata, pin))
 }
 
 /// Range GET of `range` unless those bytes are already at hand.
@@ -491,13 +588,18 @@ async fn fetch_into(
     client: &Client,
     bucket: &str,
     file: &mut SparseFile,
+    pin: &mut Option<String>,
     range: std::ops::Range<u64>,
 ) -> anyhow::Result<()> {
     if range.is_empty() || file.contains(range.start, range.end) {
         return Ok(());
     }
     let header = format!("bytes={}-{}", range.start, range.end - 1);
-    let data = etl_s3::get_range(client, bucket, file.key(), &header).await?;
+    let (data, etag) =
+        etl_s3::get_range_pinned(client, bucket, file.key(), &header, pin.as_deref()).await?;
+    if pin.is_none() {
+        *pin = etag;
+    }
     if data.len() as u64 != range.end - range.start {
         return Err(etl_agg::Error::Missing {
             key: file.key().to_owned(),
@@ -510,26 +612,60 @@ async fn fetch_into(
     Ok(())
 }
 
+/// Writes `agg.txt`, then `agg.json` (the commit record, with the fingerprint), each with
+/// `If-Match` / `If-None-Match` on what the plan saw: a crash between them leaves an
+/// `agg.json` that no longer matches, so a rerun writes both again.
 async fn write_report(
     client: &Client,
     bucket: &str,
     json_key: &str,
     txt_key: &str,
     report: &AggReport,
-    condition: PutCondition,
+    (txt_condition, json_condition): (PutCondition, PutCondition),
 ) -> Result<(), etl_s3::Error> {
     let text = etl_agg::format_series(report.index, &report.row);
     let json = serde_json::to_vec_pretty(report).unwrap_or_default();
     let metadata = [("etl-fingerprint".to_owned(), report.fingerprint.clone())];
-    // agg.json is the commit point: written conditionally, and only then agg.txt.
-    match etl_s3::put_bytes(
+    put_conditional(
+        client,
+        bucket,
+        txt_key,
+        text.into_bytes(),
+        "text/plain; charset=utf-8",
+        txt_condition,
+        &metadata,
+    )
+    .await?;
+    put_conditional(
         client,
         bucket,
         json_key,
-        json.clone(),
+        json,
         "application/json",
-        &condition,
+        json_condition,
         &metadata,
+    )
+    .await
+}
+
+/// A conditional PUT, unconditional where the server does not implement conditions.
+async fn put_conditional(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    content_type: &str,
+    condition: PutCondition,
+    metadata: &[(String, String)],
+) -> Result<(), etl_s3::Error> {
+    match etl_s3::put_bytes(
+        client,
+        bucket,
+        key,
+        body.clone(),
+        content_type,
+        &condition,
+        metadata,
     )
     .await
     {
@@ -540,27 +676,15 @@ async fn write_report(
             etl_s3::put_bytes(
                 client,
                 bucket,
-                json_key,
-                json,
-                "application/json",
+                key,
+                body,
+                content_type,
                 &PutCondition::None,
-                &metadata,
+                metadata,
             )
-            .await?;
+            .await
+            .map(drop)
         }
-        other => {
-            other?;
-        }
+        other => other.map(drop),
     }
-    etl_s3::put_bytes(
-        client,
-        bucket,
-        txt_key,
-        text.into_bytes(),
-        "text/plain; charset=utf-8",
-        &PutCondition::None,
-        &metadata,
-    )
-    .await?;
-    Ok(())
 }

@@ -34,6 +34,8 @@ pub const ETL_RESULT_DIR: &str = "ETL_RESULT_DIR";
 pub const ETL_JOBS: &str = "ETL_JOBS";
 /// Convert even when the output is up to date.
 pub const ETL_FORCE: &str = "ETL_FORCE";
+/// Conditional writes on publishing: `on` or `off`.
+pub const ETL_CONDITIONAL_WRITES: &str = "ETL_CONDITIONAL_WRITES";
 /// Column `agg` maximises.
 pub const ETL_AGG_COLUMN: &str = "ETL_AGG_COLUMN";
 /// Quiet time `agg` waits for before reading.

@@ -32,6 +32,9 @@ Examples:
   # sweep: convert every CSV under a prefix whose output is missing or stale
   etl --bucket etlproj --prefix input/20230414/ --jobs 8
 
+  # each object's state under a prefix (up-to-date, stale, missing, bad), HEADs only
+  etl --bucket etlproj --prefix input/20230414/ --dry-run
+
   # a local file
   etl --input data.csv --output data.parquet
 
@@ -39,7 +42,8 @@ S3 settings come from the AWS SDK's chain: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_
 AWS_REGION (default us-east-1), AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 (a custom endpoint
 such as MinIO implies path-style addressing), profiles, IRSA web identity.
 
-Exit codes: 0 done or nothing to do; 1 transient failure (retrying may help);
+Exit codes: 0 done, up to date, superseded (a newer source version owns the output) or
+nothing to do; 1 transient failure (retrying may help; in a sweep, any transient failure);
 2 invalid usage, payload or data (retrying will not help).";
 
 /// Convert CSV objects or files to Parquet, JSON Lines or CSV.
@@ -80,8 +84,8 @@ pub struct EtlArgs {
     /// How notification keys are encoded: auto (by source), raw or url.
     #[arg(long, env = env_vars::ETL_KEY_ENCODING, default_value = "auto")]
     pub key_encoding: KeyEncoding,
-    /// Print one JSON line per object that would be converted; no I/O (with --prefix, only
-    /// the listing).
+    /// Print one JSON line per object that would be converted; no I/O (with --prefix: the
+    /// listing and HEADs, each line with its `state`: up-to-date, stale, missing or bad).
     #[arg(long, conflicts_with = "plan")]
     pub dry_run: bool,
     /// Like --dry-run after a HEAD of each object: adds its size and suggested pod resources.
@@ -90,6 +94,10 @@ pub struct EtlArgs {
     /// Convert even when the output already records the same input version.
     #[arg(long, env = env_vars::ETL_FORCE)]
     pub force: bool,
+    /// Publish with If-None-Match / If-Match (on), or rely only on re-checking the source
+    /// before and after publishing (off: for stores that refuse conditional writes).
+    #[arg(long, env = env_vars::ETL_CONDITIONAL_WRITES, default_value = "on", value_parser = ["on", "off"])]
+    pub conditional_writes: String,
     /// Concurrent conversions.
     #[arg(long, env = env_vars::ETL_JOBS, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
@@ -127,7 +135,11 @@ pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
     } else {
         (None, named_jobs(&args, &options)?)
     };
+    check_collisions(&jobs)?;
     if args.dry_run {
+        if let Some(client) = &client {
+            return print_states(client, &jobs, &options).await;
+        }
         print_jobs(&jobs, None)?;
         return Ok(ExitStatus::Success);
     }
@@ -271,6 +283,55 @@ fn print_jobs(jobs: &[Job], sizes: Option<&[u64]>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Two sources mapped to one output (`x.csv` and `x.CSV`, say) would overwrite each other
+/// on every run: refused before anything is written.
+fn check_collisions(jobs: &[Job]) -> Result<(), UsageError> {
+    let mut seen: std::collections::HashMap<(&str, &str), &Job> = std::collections::HashMap::new();
+    for job in jobs {
+        if let Some(first) = seen.insert((&job.output_bucket, &job.output_key), job)
+            && (first.bucket != job.bucket || first.key != job.key)
+        {
+            return Err(UsageError(format!(
+                "{} and {} map to the same output {}; choose an --output-key template that keeps them apart",
+                pipeline::s3_uri(&first.bucket, &first.key),
+                pipeline::s3_uri(&job.bucket, &job.key),
+                pipeline::s3_uri(&job.output_bucket, &job.output_key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `--prefix … --dry-run`: each object's state (HEADs only, nothing written).
+async fn print_states(
+    client: &etl_s3::Client,
+    jobs: &[Job],
+    options: &ConvertOptions,
+) -> anyhow::Result<ExitStatus> {
+    for job in jobs {
+        let object = pipeline::ObjectJob {
+            bucket: &job.bucket,
+            key: &job.key,
+            known_etag: job.etag.as_deref(),
+            target_bucket: &job.output_bucket,
+            target_key: &job.output_key,
+        };
+        let (state, reason) = pipeline::object_state(client, &object, options).await?;
+        let mut line = json!({
+            "bucket": job.bucket,
+            "key": job.key,
+            "output_bucket": job.output_bucket,
+            "output_key": job.output_key,
+            "state": state,
+        });
+        if let Some(reason) = reason {
+            line["reason"] = json!(reason);
+        }
+        writeln!(std::io::stdout(), "{line}").context("writing to stdout")?;
+    }
+    Ok(ExitStatus::Success)
+}
+
 /// Pod resources for a conversion: memory stays flat whatever the size (streaming), so
 /// only CPU grows with the file. Both requests and limits of both cpu and memory are
 /// given: Argo merges this (`podSpecPatch`, a strategic merge) key by key onto the
@@ -301,17 +362,18 @@ async fn convert_all(
     let progress = &progress;
     let results: Vec<(Job, anyhow::Result<Outcome>)> = futures_util::stream::iter(jobs)
         .map(|job| async move {
-            let outcome = pipeline::convert_object(
-                client,
-                &job.bucket,
-                &job.key,
-                job.etag.as_deref(),
-                &job.output_bucket,
-                &job.output_key,
-                options,
-                args.force,
-            )
-            .await;
+            let object = pipeline::ObjectJob {
+                bucket: &job.bucket,
+                key: &job.key,
+                known_etag: job.etag.as_deref(),
+                target_bucket: &job.output_bucket,
+                target_key: &job.output_key,
+            };
+            let protocol = pipeline::Protocol {
+                force: args.force,
+                conditional_writes: args.conditional_writes == "on",
+            };
+            let outcome = pipeline::convert_object(client, &object, options, protocol).await;
             progress.done(&job, &outcome);
             (job, outcome)
         })
@@ -324,6 +386,7 @@ async fn convert_all(
     let mut bad_rows = 0u64;
     let mut converted = 0usize;
     let mut up_to_date = 0usize;
+    let mut superseded = 0usize;
     let mut failures: Vec<(String, String, ErrorClass)> = Vec::new();
     let mut stdout = std::io::stdout().lock();
     for (job, outcome) in &results {
@@ -339,6 +402,21 @@ async fn convert_all(
             Ok(Outcome::UpToDate) => {
                 up_to_date += 1;
                 json!({"status": "up-to-date"})
+            }
+            Ok(Outcome::Superseded { reason }) => {
+                superseded += 1;
+                json!({"status": "superseded", "reason": reason})
+            }
+            Ok(Outcome::KnownBad { reason }) => {
+                failures.push((
+                    pipeline::s3_uri(&job.bucket, &job.key),
+                    format!(
+                        "{} (unchanged since found bad): {reason}",
+                        pipeline::s3_uri(&job.bucket, &job.key)
+                    ),
+                    ErrorClass::BadInput,
+                ));
+                json!({"status": "bad", "error": reason})
             }
             Err(error) => {
                 let message = format!("{error:#}");
@@ -366,6 +444,7 @@ async fn convert_all(
             objects = total,
             converted,
             up_to_date,
+            superseded,
             failed = failures.len(),
             rows,
             bad_rows,
@@ -378,6 +457,8 @@ async fn convert_all(
             "failed"
         } else if total == 0 {
             "nothing-to-do"
+        } else if converted == 0 && superseded > 0 {
+            "superseded"
         } else if converted == 0 {
             "up-to-date"
         } else {
@@ -412,11 +493,12 @@ async fn convert_all(
     if single && let Some((_, Err(error))) = results.into_iter().next() {
         return Err(error);
     }
-    let class = failures
-        .iter()
-        .map(|f| f.2)
-        .reduce(ErrorClass::worst)
-        .unwrap_or(ErrorClass::Retryable);
+    // A retry helps if any failure was transient: the bad files fail again, harmlessly.
+    let class = if failures.iter().any(|f| f.2 == ErrorClass::Retryable) {
+        ErrorClass::Retryable
+    } else {
+        ErrorClass::BadInput
+    };
     let names: Vec<String> = failures.iter().map(|f| f.1.clone()).collect();
     Err(Reported {
         message: format!(
@@ -488,6 +570,12 @@ fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
         }
         Ok(Outcome::UpToDate) => {
             tracing::info!(%source, %output, "up to date: the output already records this input version");
+        }
+        Ok(Outcome::Superseded { reason }) => {
+            tracing::info!(%source, %output, %reason, "superseded: a newer version of the source owns the output; nothing written");
+        }
+        Ok(Outcome::KnownBad { reason }) => {
+            tracing::warn!(%source, %reason, "skipped: this source version was found bad before (it is read again once it changes, or with --force)");
         }
         Err(error) => tracing::warn!(%source, error = %format!("{error:#}"), "failed"),
     }

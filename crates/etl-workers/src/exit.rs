@@ -32,6 +32,9 @@ pub fn class_of(error: &anyhow::Error) -> ErrorClass {
         if let Some(e) = cause.downcast_ref::<UsageError>() {
             return e.class();
         }
+        if let Some(e) = cause.downcast_ref::<crate::pipeline::OutputTaken>() {
+            return e.class();
+        }
         if let Some(e) = cause.downcast_ref::<Reported>() {
             return e.class;
         }

@@ -2,11 +2,13 @@
 //! that is published whole or not at all, and records the source in the output so that
 //! a repeated event costs one HEAD.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use etl_convert::{BadRows, ConvertOptions, ConvertSummary, RejectedRow};
-use etl_s3::{Client, ObjectInfo, PutOutcome, PutRequest};
+use etl_s3::{Client, ObjectInfo, Publish, PutCondition, PutOutcome, PutRequest};
 use tokio::io::AsyncRead;
 use tokio_util::io::SyncIoBridge;
 
@@ -69,12 +71,13 @@ impl SourceRecord {
     }
 
     /// Whether an existing output's metadata says it was made from this very input version
-    /// with these options.
+    /// with these options by this converter version (a converter upgrade regenerates).
     pub fn is_recorded_in(&self, output: &ObjectInfo, options: &ConvertOptions) -> bool {
         let get = |k: &str| output.metadata.get(k).map(String::as_str);
         get(source_keys::SOURCE) == Some(encode_metadata(&self.uri).as_str())
             && get(source_keys::VERSION) == Some(encode_metadata(&self.version).as_str())
             && get(source_keys::OPTIONS) == Some(encode_metadata(&options.fingerprint()).as_str())
+            && get(source_keys::CONVERTER) == Some(env!("CARGO_PKG_VERSION"))
     }
 }
 
@@ -112,12 +115,54 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     V: FnOnce(R) -> anyhow::Result<()> + Send + 'static,
 {
+    let streamed = stream_to_s3(
+        client,
+        input,
+        target,
+        options,
+        footer,
+        verify,
+        Publish::default(),
+        None,
+        Arc::default(),
+    )
+    .await;
+    streamed.result
+}
+
+/// What [`stream_to_s3`] did: its result, and whether it stored a quarantine sidecar.
+pub struct Streamed {
+    /// The conversion and the stored object.
+    pub result: anyhow::Result<(ConvertSummary, PutOutcome)>,
+    /// The sidecar was written (and must be removed if the output is not published).
+    pub sidecar_written: bool,
+}
+
+/// [`convert_to_s3`] with a publication condition and check, and the sidecar's metadata.
+/// The upload's own failure wins over the converter's broken pipe it causes.
+#[allow(clippy::too_many_arguments)]
+pub async fn stream_to_s3<R, V>(
+    client: &Client,
+    input: R,
+    target: PutRequest,
+    options: &ConvertOptions,
+    footer: Vec<(String, String)>,
+    verify: V,
+    publish: Publish,
+    sidecar_metadata: Option<Vec<(String, String)>>,
+    sidecar_written: Arc<AtomicBool>,
+) -> Streamed
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    V: FnOnce(R) -> anyhow::Result<()> + Send + 'static,
+{
     let (writer, chunks) = etl_s3::upload_channel();
     let options = options.clone();
     let mut reader = SyncIoBridge::new(input);
     let sidecar = (options.bad_rows == BadRows::Quarantine)
         .then(|| (target.bucket.clone(), quarantine_key(&target.key)));
     let sidecar_client = client.clone();
+    let written = sidecar_written.clone();
     let runtime = tokio::runtime::Handle::current();
     let output_key = target.key.clone();
     let converting = tokio::task::spawn_blocking(move || {
@@ -133,6 +178,7 @@ where
         verify(reader.into_inner())?;
         // The rejected rows are stored before the output appears: none is lost unrecorded.
         if let Some((bucket, key)) = sidecar.filter(|_| summary.rejected > 0) {
+            written.store(true, Ordering::SeqCst);
             runtime.block_on(etl_s3::put_bytes(
                 &sidecar_client,
                 &bucket,
@@ -140,7 +186,7 @@ where
                 quarantined,
                 "application/x-ndjson",
                 &etl_s3::PutCondition::None,
-                &[],
+                sidecar_metadata.as_deref().unwrap_or_default(),
             ))?;
         }
         writer
@@ -148,11 +194,22 @@ where
             .map_err(|e| etl_convert::Error::Write(e.to_string()))?;
         Ok::<_, anyhow::Error>(summary)
     });
-    let uploading = etl_s3::put_stream(client, &target, chunks);
+    let uploading = etl_s3::put_stream_with(client, &target, chunks, publish);
     let (converted, uploaded) = tokio::join!(converting, uploading);
-    let summary = converted.context("the converter stopped unexpectedly")??;
-    let outcome = uploaded?;
-    Ok((summary, outcome))
+    let converted = converted
+        .map_err(|_| anyhow::anyhow!("the converter stopped unexpectedly"))
+        .and_then(|c| c);
+    let result = match (converted, uploaded) {
+        (Ok(summary), Ok(outcome)) => Ok((summary, outcome)),
+        // The converter's own failure made the upload give up: the converter's error says why.
+        (Err(error), Err(etl_s3::Error::Abandoned { .. }) | Ok(_)) => Err(error),
+        // The upload failed first; the converter only saw the pipe close.
+        (_, Err(error)) => Err(error.into()),
+    };
+    Streamed {
+        result,
+        sidecar_written: sidecar_written.load(Ordering::SeqCst),
+    }
 }
 
 /// Bytes of quarantined rows kept in memory before the conversion stops: a file this bad
@@ -209,87 +266,544 @@ pub enum Outcome {
     },
     /// The output already records this input version and options: nothing done.
     UpToDate,
+    /// A newer version of the source appeared while this one was converted: nothing was
+    /// written; the newer version's run owns the output.
+    Superseded {
+        /// What changed.
+        reason: String,
+    },
+    /// An earlier run found this very source version bad (its marker says why): not
+    /// downloaded again until the source changes.
+    KnownBad {
+        /// The recorded reason.
+        reason: String,
+    },
 }
 
-/// Converts one S3 object to another unless the output is already up to date.
+/// The marker recording that a source version is bad: `output/d/1.parquet` →
+/// `.etl/bad/output/d/1.parquet.json` in the output bucket, outside the output key space (a
+/// failed conversion leaves nothing beside the outputs). It holds the reason and records
+/// the source version, options and converter in its metadata like an output.
+pub fn bad_marker_key(output_key: &str) -> String {
+    format!(".etl/bad/{output_key}.json")
+}
+
+/// The state of one object for `--dry-run` of a sweep: up-to-date, stale, missing or bad.
+pub async fn object_state(
+    client: &Client,
+    job: &ObjectJob<'_>,
+    options: &ConvertOptions,
+) -> anyhow::Result<(&'static str, Option<String>)> {
+    let uri = s3_uri(job.bucket, job.key);
+    let etag = match job.known_etag {
+        Some(etag) => etag.to_owned(),
+        None => etl_s3::head_object(client, job.bucket, job.key)
+            .await?
+            .and_then(|info| info.etag)
+            .unwrap_or_default(),
+    };
+    let record = record_for(&uri, &etag);
+    if let Some(output) = etl_s3::head_object(client, job.target_bucket, job.target_key).await? {
+        if record.is_recorded_in(&output, options) {
+            return Ok(("up-to-date", None));
+        }
+    } else if let Some(reason) = known_bad(client, job, options, &record).await? {
+        return Ok(("bad", Some(reason)));
+    } else {
+        return Ok(("missing", None));
+    }
+    match known_bad(client, job, options, &record).await? {
+        Some(reason) => Ok(("bad", Some(reason))),
+        None => Ok(("stale", None)),
+    }
+}
+
+/// The reason recorded for this source version by an earlier run, if it found it bad.
+async fn known_bad(
+    client: &Client,
+    job: &ObjectJob<'_>,
+    options: &ConvertOptions,
+    record: &SourceRecord,
+) -> anyhow::Result<Option<String>> {
+    let key = bad_marker_key(job.target_key);
+    let Some(marker) = etl_s3::head_object(client, job.target_bucket, &key).await? else {
+        return Ok(None);
+    };
+    if !record.is_recorded_in(&marker, options) {
+        return Ok(None);
+    }
+    let reason = match etl_s3::get_range(client, job.target_bucket, &key, "bytes=0-65535").await {
+        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "bad input".to_owned()),
+        Err(_) => "bad input".to_owned(),
+    };
+    Ok(Some(reason))
+}
+
+/// One S3 object to convert and where its output goes.
+#[derive(Debug, Clone)]
+pub struct ObjectJob<'a> {
+    /// Source bucket.
+    pub bucket: &'a str,
+    /// Source key.
+    pub key: &'a str,
+    /// The ETag a notification or listing named (may be older than the object's).
+    pub known_etag: Option<&'a str>,
+    /// Output bucket.
+    pub target_bucket: &'a str,
+    /// Output key.
+    pub target_key: &'a str,
+}
+
+/// How [`convert_object`] publishes.
+#[derive(Debug, Clone, Copy)]
+pub struct Protocol {
+    /// Convert even when the output records this version.
+    pub force: bool,
+    /// Send `If-None-Match` / `If-Match` on the publishing write (off for stores that
+    /// reject them; the source re-check before and after publishing holds either way).
+    pub conditional_writes: bool,
+}
+
+/// Rounds of plan → convert → publish before giving up (exit 1) when the output keeps
+/// changing under a run that holds the newest source version.
+const ROUNDS: usize = 3;
+
+/// Converts one S3 object unless its output already records the object's current version.
 ///
-/// `known_etag` (from a notification or a listing) lets a repeat cost one HEAD of the
-/// output; without it the input is HEADed too.
-#[allow(clippy::too_many_arguments)]
+/// The protocol: HEAD the output and the source (the plan); GET the source pinned to the
+/// planned ETag; convert into an upload; right before publishing HEAD the source again and
+/// withhold the upload if it changed; publish with `If-None-Match: *` (no output at plan
+/// time) or `If-Match` (the output's planned ETag); after publishing, HEAD the source once
+/// more. A run that finds a newer source version writes nothing and reports
+/// [`Outcome::Superseded`]; a run that holds the newest version but lost the write plans
+/// again.
 pub async fn convert_object(
     client: &Client,
-    bucket: &str,
-    key: &str,
-    known_etag: Option<&str>,
-    target_bucket: &str,
-    target_key: &str,
+    job: &ObjectJob<'_>,
     options: &ConvertOptions,
-    force: bool,
+    protocol: Protocol,
 ) -> anyhow::Result<Outcome> {
-    let uri = s3_uri(bucket, key);
-    if !force && let Some(existing) = etl_s3::head_object(client, target_bucket, target_key).await?
-    {
-        let etag = match known_etag {
-            Some(etag) => Some(etag.to_owned()),
-            None => etl_s3::head_object(client, bucket, key)
-                .await?
-                .and_then(|info| info.etag),
+    let uri = s3_uri(job.bucket, job.key);
+    let mut options = Cow::Borrowed(options);
+    let mut widenings = 0;
+    for round in 0..ROUNDS {
+        let existing = etl_s3::head_object(client, job.target_bucket, job.target_key).await?;
+        // A repeated event costs one HEAD when the output records the event's version.
+        if round == 0
+            && !protocol.force
+            && let (Some(existing), Some(etag)) = (&existing, job.known_etag)
+            && record_for(&uri, etag).is_recorded_in(existing, &options)
+        {
+            return Ok(Outcome::UpToDate);
+        }
+        // An output made from another source (`x.csv` vs `x.CSV`) is not ours to replace.
+        if !protocol.force
+            && let Some(other) = existing
+                .as_ref()
+                .and_then(|info| info.metadata.get(source_keys::SOURCE))
+            && *other != encode_metadata(&uri)
+        {
+            return Err(anyhow::Error::from(OutputTaken {
+                output: s3_uri(job.target_bucket, job.target_key),
+                owner: percent_encoding::percent_decode_str(other)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+                input: uri,
+            }));
+        }
+        // The object's current version, not the one an old (replayed) event names.
+        let Some(source) = etl_s3::head_object(client, job.bucket, job.key).await? else {
+            return Err(etl_s3::get_object(client, job.bucket, job.key)
+                .await
+                .err()
+                .map(anyhow::Error::from)
+                .unwrap_or_else(|| anyhow::anyhow!("{uri}: no such object")));
         };
-        if let Some(etag) = etag {
-            let record = SourceRecord {
-                uri: uri.clone(),
-                version: etag,
-                size: None,
-            };
-            if record.is_recorded_in(&existing, options) {
-                return Ok(Outcome::UpToDate);
+        let etag = source.etag.clone().unwrap_or_default();
+        if let Some(existing) = &existing
+            && (!protocol.force || round > 0)
+            && record_for(&uri, &etag).is_recorded_in(existing, &options)
+        {
+            return Ok(Outcome::UpToDate);
+        }
+        if !protocol.force
+            && round == 0
+            && let Some(reason) = known_bad(client, job, &options, &record_for(&uri, &etag)).await?
+        {
+            return Ok(Outcome::KnownBad { reason });
+        }
+        // A value after the sample that does not fit its column widens it: the upload of
+        // the partial output was aborted, the same version is read again with the widened
+        // schema.
+        let attempt = loop {
+            match convert_version(client, job, &options, protocol, &etag, existing.as_ref()).await?
+            {
+                Attempt::Widen(error) if widenings < MAX_WIDENINGS => {
+                    if let Some(widening) = crate::etl::widening_of(&error) {
+                        options = Cow::Owned(crate::etl::widened(&uri, &options, widening));
+                    }
+                    widenings += 1;
+                }
+                Attempt::Widen(error) => return Err(error),
+                attempt => break attempt,
+            }
+        };
+        match attempt {
+            Attempt::Widen(error) => return Err(error),
+            Attempt::Done(outcome) => {
+                // A store that ignores conditional writes may have let this older version
+                // over a newer one: if the source moved on meanwhile, go round again.
+                match etl_s3::head_object(client, job.bucket, job.key).await? {
+                    Some(now) if now.etag.as_deref() != Some(etag.as_str()) => {
+                        tracing::info!(source = %uri, "the source changed while publishing; converting its new version");
+                        continue;
+                    }
+                    _ => return Ok(outcome),
+                }
+            }
+            Attempt::Lost => {
+                let now = etl_s3::head_object(client, job.bucket, job.key).await?;
+                let now_etag = now.and_then(|info| info.etag);
+                if now_etag.as_deref() != Some(etag.as_str()) {
+                    return Ok(Outcome::Superseded {
+                        reason: format!(
+                            "{uri} changed from ETag {etag} to {} during the conversion",
+                            now_etag.as_deref().unwrap_or("(deleted)")
+                        ),
+                    });
+                }
+                // Still the newest version: the output changed under us; plan again.
+                tracing::info!(source = %uri, "the output changed while converting; planning again");
             }
         }
     }
+    Err(etl_s3::Error::Withheld {
+        bucket: job.target_bucket.to_owned(),
+        key: job.target_key.to_owned(),
+        reason: format!("the output kept changing for {ROUNDS} rounds"),
+    }
+    .into())
+}
 
-    // A value after the sample that does not fit its column widens it: the upload of the
-    // partial output was aborted, the object is read again with the widened schema.
-    let mut options = std::borrow::Cow::Borrowed(options);
-    let mut widenings = 0;
-    let (summary, stored) = loop {
-        let (info, body) = etl_s3::get_object(client, bucket, key).await?;
-        let record = SourceRecord {
-            uri: uri.clone(),
-            version: info.etag.clone().unwrap_or_default(),
-            size: Some(info.size),
-        };
-        let target = PutRequest {
-            bucket: target_bucket.to_owned(),
-            key: target_key.to_owned(),
-            content_type: options.format.content_type().to_owned(),
-            metadata: record.user_metadata(&options),
-        };
-        let footer = record.footer_metadata(&options);
-        let converted = convert_to_s3(
-            client,
-            body.into_async_read(),
-            target,
-            &options,
-            footer,
-            |_| Ok(()),
-        )
-        .await;
-        match converted {
-            Err(error) if widenings < 4 && crate::etl::widening_of(&error).is_some() => {
-                if let Some(widening) = crate::etl::widening_of(&error) {
-                    options =
-                        std::borrow::Cow::Owned(crate::etl::widened(&uri, &options, widening));
-                }
-                widenings += 1;
-            }
-            other => break other.with_context(|| format!("converting {uri}"))?,
-        }
+/// The output key already holds the output of another source.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{output} is the output of {owner}, not of {input}: two sources map to one output key; choose an --output-key template that keeps them apart (or --force)"
+)]
+pub struct OutputTaken {
+    /// The output.
+    pub output: String,
+    /// The source it records.
+    pub owner: String,
+    /// The source of this run.
+    pub input: String,
+}
+
+impl etl_error::Classify for OutputTaken {
+    fn class(&self) -> etl_error::ErrorClass {
+        etl_error::ErrorClass::BadInput
+    }
+}
+
+fn record_for(uri: &str, etag: &str) -> SourceRecord {
+    SourceRecord {
+        uri: uri.to_owned(),
+        version: etag.to_owned(),
+        size: None,
+    }
+}
+
+/// One round's result.
+enum Attempt {
+    Done(Outcome),
+    /// The source or the output changed; nothing was published.
+    Lost,
+    /// A value after the sample did not fit its column; nothing was published.
+    Widen(anyhow::Error),
+}
+
+/// Conversions again with a widened column before a misfit is reported as an error.
+const MAX_WIDENINGS: usize = 4;
+
+/// Reads `etag` of the source (pinned), converts it and publishes it conditionally.
+async fn convert_version(
+    client: &Client,
+    job: &ObjectJob<'_>,
+    options: &ConvertOptions,
+    protocol: Protocol,
+    etag: &str,
+    existing: Option<&ObjectInfo>,
+) -> anyhow::Result<Attempt> {
+    let uri = s3_uri(job.bucket, job.key);
+    let pin = Some(etag).filter(|e| !e.is_empty());
+    let (info, body) = match etl_s3::get_object_pinned(client, job.bucket, job.key, pin).await {
+        Ok(got) => got,
+        Err(error) if error.is_precondition_failed() => return Ok(Attempt::Lost),
+        Err(error) => return Err(anyhow::Error::from(error).context(format!("reading {uri}"))),
     };
-    Ok(Outcome::Converted {
-        rows: summary.rows,
-        rejected: summary.rejected,
-        bytes: stored.size,
-    })
+    // A server that ignores If-Match on GET: the response's ETag tells.
+    if pin.is_some() && info.etag.as_deref() != pin {
+        return Ok(Attempt::Lost);
+    }
+    let record = SourceRecord {
+        uri: uri.clone(),
+        version: etag.to_owned(),
+        size: Some(info.size),
+    };
+    let target = PutRequest {
+        bucket: job.target_bucket.to_owned(),
+        key: job.target_key.to_owned(),
+        content_type: options.format.content_type().to_owned(),
+        metadata: record.user_metadata(options),
+    };
+    let footer = record.footer_metadata(options);
+    let condition = match (protocol.conditional_writes, existing) {
+        (false, _) => PutCondition::None,
+        (true, None) => PutCondition::Absent,
+        (true, Some(existing)) => PutCondition::Matches(existing.etag.clone().unwrap_or_default()),
+    };
+    let gate_client = client.clone();
+    let (gate_bucket, gate_key, gate_etag) =
+        (job.bucket.to_owned(), job.key.to_owned(), etag.to_owned());
+    let (out_bucket, sidecar_key, marker_key) = (
+        job.target_bucket.to_owned(),
+        quarantine_key(job.target_key),
+        bad_marker_key(job.target_key),
+    );
+    let sidecar_written = Arc::new(AtomicBool::new(false));
+    let wrote_sidecar = sidecar_written.clone();
+    let cleanup_failed: Arc<Mutex<Option<etl_s3::Error>>> = Arc::default();
+    let cleanup_slot = cleanup_failed.clone();
+    // Right before publishing: the source must still be the version converted, and what
+    // belongs to older versions (their sidecar, a bad-input marker) goes first, so that a
+    // fault after publishing cannot leave it beside an up-to-date output.
+    let gate: etl_s3::Gate = Box::new(move || {
+        Box::pin(async move {
+            match etl_s3::head_object(&gate_client, &gate_bucket, &gate_key).await {
+                Ok(Some(now)) if now.etag.as_deref() == Some(gate_etag.as_str()) => {}
+                Ok(Some(now)) => {
+                    return Err(format!(
+                        "the source changed to ETag {}",
+                        now.etag.unwrap_or_default()
+                    ));
+                }
+                Ok(None) => return Err("the source was deleted".to_owned()),
+                Err(error) => return Err(format!("cannot check the source again: {error}")),
+            }
+            let mut stale = vec![marker_key];
+            if !wrote_sidecar.load(Ordering::SeqCst) {
+                stale.push(sidecar_key);
+            }
+            for key in stale {
+                if let Err(error) = etl_s3::delete_object(&gate_client, &out_bucket, &key).await {
+                    let reason = error.to_string();
+                    if let Ok(mut slot) = cleanup_slot.lock() {
+                        *slot = Some(error);
+                    }
+                    return Err(reason);
+                }
+            }
+            Ok(())
+        })
+    });
+    let guard = BodyGuard::default();
+    let reader = guard.wrap(body.into_async_read(), info.size);
+    let sidecar_metadata: Vec<(String, String)> =
+        record.user_metadata(options).into_iter().collect();
+    let streamed = stream_to_s3(
+        client,
+        reader,
+        target,
+        options,
+        footer,
+        |_| Ok(()),
+        Publish {
+            condition,
+            gate: Some(gate),
+        },
+        Some(sidecar_metadata),
+        sidecar_written,
+    )
+    .await;
+    let sidecar = quarantine_key(job.target_key);
+    match streamed.result {
+        Ok((summary, stored)) => Ok(Attempt::Done(Outcome::Converted {
+            rows: summary.rows,
+            rejected: summary.rejected,
+            bytes: stored.size,
+        })),
+        Err(error) => {
+            if streamed.sidecar_written {
+                remove_own_sidecar(client, job.target_bucket, &sidecar, &record).await;
+            }
+            if let Some(error) = cleanup_failed.lock().ok().and_then(|mut slot| slot.take()) {
+                return Err(anyhow::Error::from(error).context(format!(
+                    "removing what an older version left beside the output of {uri}"
+                )));
+            }
+            match error.downcast_ref::<etl_s3::Error>() {
+                Some(e) if e.is_precondition_failed() => return Ok(Attempt::Lost),
+                Some(etl_s3::Error::Withheld { .. }) => return Ok(Attempt::Lost),
+                _ => {}
+            }
+            // Whatever failed, a source replaced meanwhile makes this run moot, not wrong.
+            if let Ok(now) = etl_s3::head_object(client, job.bucket, job.key).await
+                && now.and_then(|info| info.etag).as_deref() != Some(etag)
+            {
+                return Ok(Attempt::Lost);
+            }
+            // A transport fault while reading is never bad data, whatever the converter made
+            // of the truncated input.
+            if let Some(fault) = guard.fault() {
+                return Err(anyhow::Error::from(etl_s3::Error::Body {
+                    bucket: job.bucket.to_owned(),
+                    key: job.key.to_owned(),
+                    message: fault,
+                }));
+            }
+            let error = error.context(format!("converting {uri}"));
+            if crate::etl::widening_of(&error).is_some() {
+                return Ok(Attempt::Widen(error));
+            }
+            // Only bad data is remembered; a refused request (AccessDenied) may be fixed
+            // by an operator without the source changing.
+            let bad_data = error.chain().any(|cause| {
+                cause.downcast_ref::<etl_convert::Error>().is_some_and(|e| {
+                    etl_error::Classify::class(e) == etl_error::ErrorClass::BadInput
+                })
+            }) && !error
+                .chain()
+                .any(|cause| cause.downcast_ref::<etl_s3::Error>().is_some());
+            if bad_data {
+                remember_bad(client, job, options, &record, &error).await;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Stores the marker that makes later runs skip this bad source version (best effort).
+async fn remember_bad(
+    client: &Client,
+    job: &ObjectJob<'_>,
+    options: &ConvertOptions,
+    record: &SourceRecord,
+    error: &anyhow::Error,
+) {
+    let key = bad_marker_key(job.target_key);
+    let body = serde_json::json!({"source": record.uri, "etag": record.version, "error": format!("{error:#}")});
+    let metadata: Vec<(String, String)> = record.user_metadata(options).into_iter().collect();
+    if let Err(error) = etl_s3::put_bytes(
+        client,
+        job.target_bucket,
+        &key,
+        body.to_string().into_bytes(),
+        "application/json",
+        &PutCondition::None,
+        &metadata,
+    )
+    .await
+    {
+        tracing::warn!(%error, "could not store the bad-input marker");
+    }
+}
+
+/// Removes a sidecar this run wrote for an output it did not publish (best effort: a
+/// sidecar recording another version is left to its own run).
+async fn remove_own_sidecar(client: &Client, bucket: &str, key: &str, record: &SourceRecord) {
+    let ours = match etl_s3::head_object(client, bucket, key).await {
+        Ok(Some(info)) => {
+            info.metadata.get(source_keys::VERSION).map(String::as_str)
+                == Some(encode_metadata(&record.version).as_str())
+        }
+        _ => false,
+    };
+    if ours && let Err(error) = etl_s3::delete_object(client, bucket, key).await {
+        tracing::warn!(%error, "could not remove the sidecar of an unpublished output");
+    }
+}
+
+/// Records a transport fault of a body stream: a read error, or a body that ends before
+/// its Content-Length.
+#[derive(Debug, Clone, Default)]
+pub struct BodyGuard {
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl BodyGuard {
+    /// Wraps `inner`, whose length should be `expected` bytes.
+    pub fn wrap<R: AsyncRead + Unpin>(&self, inner: R, expected: u64) -> GuardedRead<R> {
+        GuardedRead {
+            inner,
+            expected,
+            seen: 0,
+            fault: self.fault.clone(),
+        }
+    }
+
+    /// The fault seen, if any.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+/// A body reader that reports transport faults to its [`BodyGuard`].
+pub struct GuardedRead<R> {
+    inner: R,
+    expected: u64,
+    seen: u64,
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl<R> GuardedRead<R> {
+    fn record(&self, message: String) {
+        if let Ok(mut fault) = self.fault.lock()
+            && fault.is_none()
+        {
+            *fault = Some(message);
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for GuardedRead<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let read = (buf.filled().len() - before) as u64;
+                this.seen += read;
+                if read == 0 && this.seen < this.expected {
+                    let message = format!(
+                        "the body ended after {} of {} bytes",
+                        this.seen, this.expected
+                    );
+                    this.record(message.clone());
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        message,
+                    )));
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => {
+                this.record(format!(
+                    "the body stream failed after {} bytes: {error}",
+                    this.seen
+                ));
+                Poll::Ready(Err(error))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 #[cfg(test)]

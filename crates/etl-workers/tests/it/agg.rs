@@ -340,3 +340,85 @@ fn reads_the_score_column_not_the_files() {
         );
     }
 }
+
+/// Makes a key unwritable on the file-backed test server (a directory stands where the
+/// object would go): the PUT of that key fails with a server error.
+fn block_key(t: &TestContext, key: &str) -> std::path::PathBuf {
+    let path = t.s3.root().join(BUCKET).join(key);
+    std::fs::create_dir_all(path.join("blocked")).unwrap();
+    path
+}
+
+#[test]
+fn a_failed_write_of_either_file_then_a_plain_rerun_leaves_both_right() {
+    for failing in ["agg.txt", "agg.json"] {
+        let t = TestContext::new();
+        seed_day(&t);
+        let blocked = block_key(&t, &format!("output/20230414/{failing}"));
+        let out = agg(&t, &[]);
+        assert_exit(&out, 1);
+        if failing == "agg.txt" {
+            assert!(
+                t.get("output/20230414/agg.json").is_none(),
+                "the commit record was written before agg.txt"
+            );
+        }
+        std::fs::remove_dir_all(&blocked).unwrap();
+        let out = agg(&t, &[]);
+        assert_exit(&out, 0);
+        assert!(
+            stdout(&out).contains("\"written\""),
+            "{failing}: {}",
+            stdout(&out)
+        );
+        assert_eq!(agg_txt(&t), SEED_RESULT, "{failing}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&t.get("output/20230414/agg.json").unwrap()).unwrap();
+        assert_eq!(report["source_key"], "output/20230414/3.parquet");
+        let out = agg(&t, &[]);
+        assert!(stdout(&out).contains("up-to-date"), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn another_column_is_not_up_to_date() {
+    let t = TestContext::new();
+    seed_day(&t);
+    assert_exit(&agg(&t, &[]), 0);
+    let out = agg(&t, &["--column", "no"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("\"written\""), "{}", stdout(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&t.get("output/20230414/agg.json").unwrap()).unwrap();
+    assert_eq!(report["column"], "no");
+    assert!(agg_txt(&t).starts_with("index"), "{}", agg_txt(&t));
+    let out = agg(&t, &["--column", "no"]);
+    assert!(stdout(&out).contains("up-to-date"), "{}", stdout(&out));
+}
+
+#[test]
+fn each_folder_goes_on_past_a_bad_folder_and_exits_like_a_sweep() {
+    let t = TestContext::new();
+    seed_day(&t);
+    t.put("output/20230401/bad.parquet", "not parquet at all");
+    t.put("output/20230501/bad.parquet", "not parquet either");
+    let out = t
+        .command(AGG)
+        .args(["--bucket", BUCKET, "--prefix", "output/", "--each-folder"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert_eq!(agg_txt(&t), SEED_RESULT);
+    let text = stdout(&out);
+    assert_eq!(text.matches("\"failed\"").count(), 2, "{text}");
+    assert!(
+        stderr(&out).contains("output/20230501/bad.parquet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("output/20230401/bad.parquet"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -458,3 +458,179 @@ fn help_and_version() {
     let out = t.command(ETL).arg("--bogus").output().unwrap();
     assert_exit(&out, 2);
 }
+
+fn quarantine_run(t: &TestContext, key: &str) -> std::process::Output {
+    t.command(ETL)
+        .args(["--bucket", BUCKET, "--key", key, "--bad-rows", "quarantine"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_clean_new_version_removes_the_old_versions_sidecar() {
+    let t = TestContext::new();
+    t.put("input/q/x.csv", "1,aaa,100\n2,bbb\n3,ccc,300\n4,ddd,400\n");
+    assert_exit(&quarantine_run(&t, "input/q/x.csv"), 0);
+    assert!(t.get("output/q/x.rejected.jsonl").is_some());
+    t.put(
+        "input/q/x.csv",
+        "1,aaa,100\n2,bbb,200\n3,ccc,300\n4,ddd,400\n",
+    );
+    let out = quarantine_run(&t, "input/q/x.csv");
+    assert_exit(&out, 0);
+    assert_eq!(t.keys("output/q/"), ["output/q/x.parquet"]);
+    // The same holds when the clean version is converted without quarantine.
+    t.put("input/q/x.csv", "1,aaa,100\n2,bbb\n3,ccc,300\n4,ddd,400\n");
+    assert_exit(&quarantine_run(&t, "input/q/x.csv"), 0);
+    assert!(t.get("output/q/x.rejected.jsonl").is_some());
+    t.put("input/q/x.csv", "1,aaa,100\n3,ccc,300\n4,ddd,400\n");
+    let out = t
+        .command(env!("CARGO_BIN_EXE_etl"))
+        .args(["--bucket", BUCKET, "--key", "input/q/x.csv"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(t.keys("output/q/"), ["output/q/x.parquet"]);
+}
+
+#[test]
+fn an_unpublished_output_leaves_no_sidecar() {
+    let t = TestContext::new();
+    t.put("input/q/y.csv", "1,aaa,100\n2,bbb\n3,ccc,300\n4,ddd,400\n");
+    t.s3.refuse(
+        "PutObject",
+        "y.parquet",
+        etl_test_support::s3::S3ErrorCode::InternalError,
+    );
+    let out = quarantine_run(&t, "input/q/y.csv");
+    assert_exit(&out, 1);
+    assert!(t.keys("output/").is_empty(), "{:?}", t.keys("output/"));
+    t.s3.clear_refusals();
+    assert_exit(&quarantine_run(&t, "input/q/y.csv"), 0);
+    assert_eq!(
+        t.keys("output/q/"),
+        ["output/q/y.parquet", "output/q/y.rejected.jsonl"]
+    );
+}
+
+fn states(t: &TestContext, prefix: &str) -> Vec<(String, String)> {
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--prefix", prefix, "--dry-run"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                v["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_bad_source_is_remembered_by_its_etag_until_it_changes() {
+    let t = TestContext::new();
+    t.put_file("input/m/good.csv", &testdata("20230414/1.csv"));
+    t.put("input/m/bad.csv", "1,aaa,100\n2,bbb\n");
+    let sweep = || {
+        t.command(ETL)
+            .args(["--bucket", BUCKET, "--prefix", "input/m/"])
+            .output()
+            .unwrap()
+    };
+    let out = sweep();
+    assert_exit(&out, 2);
+    assert!(t.get(".etl/bad/output/m/bad.parquet.json").is_some());
+
+    t.s3.clear_requests();
+    let out = sweep();
+    assert_exit(&out, 2);
+    assert!(
+        stdout(&out).contains("\"status\":\"bad\""),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    let downloads =
+        t.s3.requests()
+            .into_iter()
+            .filter(|r| r.is_object_get() && r.path.ends_with("/input/m/bad.csv"))
+            .count();
+    assert_eq!(downloads, 0, "a known bad source was downloaded again");
+
+    t.put("input/m/new.csv", "1,x,1\n");
+    t.put("input/m/good.csv", "1,y,2\n");
+    assert_eq!(
+        states(&t, "input/m/"),
+        [
+            ("input/m/bad.csv".to_owned(), "bad".to_owned()),
+            ("input/m/good.csv".to_owned(), "stale".to_owned()),
+            ("input/m/new.csv".to_owned(), "missing".to_owned()),
+        ]
+    );
+
+    t.put("input/m/bad.csv", "1,aaa,100\n2,bbb,200\n");
+    let out = sweep();
+    assert_exit(&out, 0);
+    assert_eq!(
+        t.keys("output/m/"),
+        [
+            "output/m/bad.parquet",
+            "output/m/good.parquet",
+            "output/m/new.parquet"
+        ]
+    );
+    assert!(
+        states(&t, "input/m/")
+            .iter()
+            .all(|(_, s)| s == "up-to-date")
+    );
+}
+
+#[test]
+fn two_sources_for_one_output_key_are_refused_before_any_write() {
+    let t = TestContext::new();
+    t.put("input/k/x.csv", "1,a,1\n");
+    t.put("input/k/x.CSV", "2,b,2\n");
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--prefix", "input/k/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("s3://etlproj/input/k/x.CSV")
+            && stderr(&out).contains("s3://etlproj/input/k/x.csv"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.keys("output/").is_empty());
+    // Across runs: the output records its source, another source may not replace it.
+    assert_exit(
+        &t.command(ETL)
+            .args(["--bucket", BUCKET, "--key", "input/k/x.csv"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--key", "input/k/x.CSV"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("input/k/x.csv"), "{}", stderr(&out));
+    let batches = read_parquet(t.get("output/k/x.parquet").unwrap());
+    assert_eq!(batches[0].num_rows(), 1);
+    let no = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(no.value(0), 1);
+}

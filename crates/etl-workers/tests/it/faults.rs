@@ -215,3 +215,120 @@ fn secrets_never_reach_a_log_line_even_at_trace() {
     );
     assert!(!logs.contains(token), "the session token was logged");
 }
+
+#[test]
+fn a_cut_anywhere_in_a_download_is_transient_never_bad_data() {
+    let t = TestContext::new();
+    let body = csv_rows(700_000);
+    assert!(body.len() > 17 << 20, "{}", body.len());
+    t.put("input/cut.csv", body);
+    let proxy = FaultProxy::start(t.s3.address()).unwrap();
+    // Offsets count response bytes on one connection: HEADs of the plan come first on it.
+    for cut in [600, 2_000, 64 << 10, 1 << 20, 2 << 20, 9 << 20] {
+        proxy.set(Fault::CutDownstreamAfter(cut));
+        let out = etl_via(&t, &proxy, "input/cut.csv", &[]);
+        assert_exit(&out, 1);
+        assert!(
+            stderr(&out).contains("s3://etlproj/input/cut.csv"),
+            "cut at {cut}: {}",
+            stderr(&out)
+        );
+        assert!(
+            t.keys("output/").is_empty(),
+            "cut at {cut}: an output appeared"
+        );
+    }
+}
+
+#[test]
+fn a_refused_multipart_upload_exits_2_naming_access_denied() {
+    let t = TestContext::new();
+    t.put("input/big.csv", csv_rows(400_000));
+    t.s3.refuse(
+        "CreateMultipartUpload",
+        "",
+        etl_test_support::s3::S3ErrorCode::AccessDenied,
+    );
+    let out = t
+        .command(ETL)
+        .args([
+            "--bucket",
+            BUCKET,
+            "--key",
+            "input/big.csv",
+            "--compression",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("AccessDenied"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("output/big.parquet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.keys("output/").is_empty());
+}
+
+#[test]
+fn error_codes_decide_the_class_not_only_the_status() {
+    let t = TestContext::new();
+    t.put_file("input/a.csv", &testdata("20230414/1.csv"));
+    // 400 RequestTimeout and 409 OperationAborted: transient whatever their status.
+    for code in [
+        etl_test_support::s3::S3ErrorCode::RequestTimeout,
+        etl_test_support::s3::S3ErrorCode::OperationAborted,
+    ] {
+        t.s3.clear_refusals();
+        t.s3.refuse("GetObject", "input/a.csv", code.clone());
+        let out = t
+            .command(ETL)
+            .args(["--bucket", BUCKET, "--key", "input/a.csv"])
+            .output()
+            .unwrap();
+        assert_exit(&out, 1);
+        assert!(stderr(&out).contains(code.as_str()), "{}", stderr(&out));
+    }
+    // A missing bucket (s3s-fs itself answers NoSuchKey for one): exit 2 naming it.
+    t.s3.clear_refusals();
+    t.s3.refuse(
+        "GetObject",
+        "input/a.csv",
+        etl_test_support::s3::S3ErrorCode::NoSuchBucket,
+    );
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--key", "input/a.csv"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("NoSuchBucket"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_sweep_with_a_bad_file_and_a_transient_failure_exits_1() {
+    let t = TestContext::new();
+    t.put_file("input/s/good.csv", &testdata("20230414/1.csv"));
+    t.put("input/s/bad.csv", "a,b,c\n1,2\n");
+    t.put_file("input/s/flaky.csv", &testdata("20230414/2.csv"));
+    t.s3.refuse(
+        "GetObject",
+        "flaky",
+        etl_test_support::s3::S3ErrorCode::InternalError,
+    );
+    let sweep = || {
+        t.command(ETL)
+            .args(["--bucket", BUCKET, "--prefix", "input/s/"])
+            .output()
+            .unwrap()
+    };
+    let out = sweep();
+    assert_exit(&out, 1);
+    assert!(t.get("output/s/good.parquet").is_some());
+    t.s3.clear_refusals();
+    let out = sweep();
+    assert_exit(&out, 2);
+    assert!(t.get("output/s/flaky.parquet").is_some());
+    assert!(stderr(&out).contains("input/s/bad.csv"), "{}", stderr(&out));
+}

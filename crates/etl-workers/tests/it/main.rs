@@ -4,6 +4,7 @@ mod support;
 
 mod agg;
 mod bad_input;
+mod crash;
 mod csv_inputs;
 mod etl;
 mod events;
@@ -11,4 +12,5 @@ mod faults;
 mod ftp_etl;
 mod ftp_watch;
 mod notify;
+mod race;
 mod security;

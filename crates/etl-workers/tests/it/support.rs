@@ -130,6 +130,15 @@ impl TestContext {
             .unwrap_or_default()
     }
 
+    pub fn head_etag(&self, key: &str) -> String {
+        self.block(self.client.head_object().bucket(BUCKET).key(key).send())
+            .expect("head")
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned()
+    }
+
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let out = self
             .block(
@@ -219,4 +228,15 @@ pub fn minio_notification(bucket: &str, keys: &[&str]) -> String {
         })
         .collect();
     serde_json::json!({ "notification": records }).to_string()
+}
+
+/// An S3 notification (as SNS/SQS carry it) for one key with its eTag.
+pub fn s3_notification(bucket: &str, key: &str, etag: &str) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1, "eTag": etag}}
+    }]})
+    .to_string()
 }
