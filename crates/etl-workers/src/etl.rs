@@ -118,6 +118,18 @@ struct Job {
     output_key: String,
 }
 
+impl Job {
+    fn object(&self) -> pipeline::ObjectJob<'_> {
+        pipeline::ObjectJob {
+            bucket: &self.bucket,
+            key: &self.key,
+            known_etag: self.etag.as_deref(),
+            target_bucket: &self.output_bucket,
+            target_key: &self.output_key,
+        }
+    }
+}
+
 /// Runs `etl`.
 pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
     let options = args.convert.options()?;
@@ -309,13 +321,7 @@ async fn print_states(
     options: &ConvertOptions,
 ) -> anyhow::Result<ExitStatus> {
     for job in jobs {
-        let object = pipeline::ObjectJob {
-            bucket: &job.bucket,
-            key: &job.key,
-            known_etag: job.etag.as_deref(),
-            target_bucket: &job.output_bucket,
-            target_key: &job.output_key,
-        };
+        let object = job.object();
         let (state, reason) = pipeline::object_state(client, &object, options).await?;
         let mut line = json!({
             "bucket": job.bucket,
@@ -362,13 +368,7 @@ async fn convert_all(
     let progress = &progress;
     let results: Vec<(Job, anyhow::Result<Outcome>)> = futures_util::stream::iter(jobs)
         .map(|job| async move {
-            let object = pipeline::ObjectJob {
-                bucket: &job.bucket,
-                key: &job.key,
-                known_etag: job.etag.as_deref(),
-                target_bucket: &job.output_bucket,
-                target_key: &job.output_key,
-            };
+            let object = job.object();
             let protocol = pipeline::Protocol {
                 force: args.force,
                 conditional_writes: args.conditional_writes == "on",
