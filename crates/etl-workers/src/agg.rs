@@ -76,7 +76,7 @@ pub struct AggArgs {
     #[arg(long, env = env_vars::ETL_KEY_ENCODING, default_value = "auto")]
     pub key_encoding: KeyEncoding,
     /// Aggregate even when agg.json already records the same inputs.
-    #[arg(long, env = env_vars::ETL_FORCE)]
+    #[arg(long, env = env_vars::ETL_FORCE, value_parser = clap::builder::BoolishValueParser::new())]
     pub force: bool,
     /// Print the folders and output keys; no I/O.
     #[arg(long)]

@@ -20,9 +20,10 @@ pub struct LogArgs {
 /// Output format and CSV dialect.
 #[derive(Debug, Clone, Args)]
 pub struct ConvertArgs {
-    /// Output format: parquet, jsonl or csv.
-    #[arg(long, env = env_vars::ETL_FORMAT, default_value = "parquet", value_parser = parse_format)]
-    pub format: OutputFormat,
+    /// Output format: parquet, jsonl or csv [default: from the --output file's extension,
+    /// else parquet].
+    #[arg(long, env = env_vars::ETL_FORMAT, value_parser = parse_format)]
+    pub format: Option<OutputFormat>,
     /// Column names, comma-separated: names a headerless file, or replaces a header's names
     /// [default for a headerless 3-column file: no,name,score].
     #[arg(long, env = env_vars::ETL_COLUMNS, value_delimiter = ',')]
@@ -86,7 +87,7 @@ impl ConvertArgs {
             None => None,
         };
         Ok(ConvertOptions {
-            format: self.format,
+            format: self.format.unwrap_or_default(),
             compression: self.compression,
             header,
             columns,
@@ -122,5 +123,16 @@ fn parse_delimiter(value: &str) -> Result<u8, String> {
         v => Err(format!(
             "the delimiter must be one ASCII character or 'tab', got '{v}'"
         )),
+    }
+}
+
+/// The format a local output file's extension names (`.parquet`, `.jsonl`/`.ndjson`, `.csv`).
+pub fn format_of_path(path: &std::path::Path) -> Option<OutputFormat> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    match extension.as_str() {
+        "parquet" | "pq" => Some(OutputFormat::Parquet),
+        "jsonl" | "ndjson" => Some(OutputFormat::Jsonl),
+        "csv" => Some(OutputFormat::Csv),
+        _ => None,
     }
 }

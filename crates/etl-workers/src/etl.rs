@@ -89,10 +89,10 @@ pub struct EtlArgs {
     #[arg(long, conflicts_with = "plan")]
     pub dry_run: bool,
     /// Like --dry-run after a HEAD of each object: adds its size and suggested pod resources.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     pub plan: bool,
     /// Convert even when the output already records the same input version.
-    #[arg(long, env = env_vars::ETL_FORCE)]
+    #[arg(long, env = env_vars::ETL_FORCE, value_parser = clap::builder::BoolishValueParser::new())]
     pub force: bool,
     /// Publish with If-None-Match / If-Match (on), or rely only on re-checking the source
     /// before and after publishing (off: for stores that refuse conditional writes).
@@ -132,7 +132,22 @@ impl Job {
 
 /// Runs `etl`.
 pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
-    let options = args.convert.options()?;
+    let mut options = args.convert.options()?;
+    if let Some(format) = args.output.as_deref().and_then(crate::cli::format_of_path) {
+        match args.convert.format {
+            None => options.format = format,
+            Some(given) if given != format => {
+                return Err(UsageError(format!(
+                    "--output {} names a {} file but --format is {}",
+                    args.output.as_deref().unwrap_or(Path::new("")).display(),
+                    format.extension(),
+                    given.extension()
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
     if args.print_schema {
         return print_schema(&args, &options).await;
     }
@@ -583,7 +598,7 @@ fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
 
 /// Conversions run again after a column had to widen, at most (each run widens at least
 /// one column as far as the whole rest of the input needs).
-const MAX_WIDENINGS: usize = 4;
+pub const MAX_WIDENINGS: usize = 4;
 
 /// The widening a failed conversion asks for, if that is why it failed.
 pub fn widening_of(error: &anyhow::Error) -> Option<&etl_convert::Widening> {
@@ -729,9 +744,20 @@ fn convert_local(
             None => Box::new(std::io::stdin().lock()),
         };
         let (staging, outcome) = if to_stdout {
-            let stdout = std::io::BufWriter::new(std::io::stdout());
-            let outcome =
-                etl_convert::convert_with_rejects(source, stdout, &options, &footer, &mut rejects);
+            let stdout = PipeWatch::new(std::io::stdout());
+            let closed = stdout.closed.clone();
+            let outcome = etl_convert::convert_with_rejects(
+                source,
+                std::io::BufWriter::new(stdout),
+                &options,
+                &footer,
+                &mut rejects,
+            );
+            // A reader that stopped early (`| head`) is not a failure.
+            if outcome.is_err() && closed.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!(input = %name, "stdout closed by its reader");
+                return Ok(ExitStatus::Success);
+            }
             (None, outcome)
         } else {
             let directory = match output.parent() {
@@ -840,5 +866,42 @@ mod suggested_resources_tests {
         }
         assert_eq!(suggested_resources(2 << 30)["requests"]["cpu"], "2");
         assert_eq!(suggested_resources(0)["requests"]["cpu"], "250m");
+    }
+}
+
+/// A writer that remembers whether its reader went away (a broken pipe).
+struct PipeWatch<W> {
+    inner: W,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<W> PipeWatch<W> {
+    fn new(inner: W) -> Self {
+        PipeWatch {
+            inner,
+            closed: std::sync::Arc::default(),
+        }
+    }
+
+    fn watch<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result
+            && error.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            self.closed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for PipeWatch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.watch(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.watch(result)
     }
 }

@@ -64,7 +64,7 @@ pub struct FtpEtlArgs {
     #[arg(long)]
     pub active: bool,
     /// Explicit FTPS (AUTH TLS), certificates verified.
-    #[arg(long, env = env_vars::FTP_TLS)]
+    #[arg(long, env = env_vars::FTP_TLS, value_parser = clap::builder::BoolishValueParser::new())]
     pub ftps: bool,
     /// Bucket for the output.
     #[arg(long, env = env_vars::S3_BUCKET)]
@@ -78,7 +78,7 @@ pub struct FtpEtlArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Convert even when the output already records this file version.
-    #[arg(long, env = env_vars::ETL_FORCE)]
+    #[arg(long, env = env_vars::ETL_FORCE, value_parser = clap::builder::BoolishValueParser::new())]
     pub force: bool,
     /// Write Argo output parameters (rows, output_key, output_bucket, status) here.
     #[arg(long, env = env_vars::ETL_RESULT_DIR)]

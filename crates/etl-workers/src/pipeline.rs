@@ -441,7 +441,7 @@ pub async fn convert_object(
         let attempt = loop {
             match convert_version(client, job, &options, protocol, &etag, existing.as_ref()).await?
             {
-                Attempt::Widen(error) if widenings < MAX_WIDENINGS => {
+                Attempt::Widen(error) if widenings < crate::etl::MAX_WIDENINGS => {
                     if let Some(widening) = crate::etl::widening_of(&error) {
                         options = Cow::Owned(crate::etl::widened(&uri, &options, widening));
                     }
@@ -524,9 +524,6 @@ enum Attempt {
     /// A value after the sample did not fit its column; nothing was published.
     Widen(anyhow::Error),
 }
-
-/// Conversions again with a widened column before a misfit is reported as an error.
-const MAX_WIDENINGS: usize = 4;
 
 /// Reads `etag` of the source (pinned), converts it and publishes it conditionally.
 async fn convert_version(

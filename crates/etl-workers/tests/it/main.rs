@@ -4,6 +4,7 @@ mod support;
 
 mod agg;
 mod bad_input;
+mod conventions;
 mod crash;
 mod csv_inputs;
 mod etl;

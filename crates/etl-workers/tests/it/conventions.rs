@@ -1,0 +1,116 @@
+//! The conventions of command-line data tools: boolean environment variables, the output
+//! format from the output's extension, `--plan` only for objects, a closed stdout pipe.
+
+use std::io::Read as _;
+use std::process::Stdio;
+
+use crate::support::*;
+
+const ETL: &str = env!("CARGO_BIN_EXE_etl");
+
+fn status_of(out: &std::process::Output) -> String {
+    let line: serde_json::Value =
+        serde_json::from_str(stdout(out).lines().next().unwrap_or("{}")).unwrap();
+    line["status"].as_str().unwrap_or("").to_owned()
+}
+
+#[test]
+fn boolean_environment_variables_take_1_0_yes_no() {
+    let t = TestContext::new();
+    t.put_file("input/test.csv", &testdata("test.csv"));
+    let run = |force: &str| {
+        t.command(ETL)
+            .args(["--bucket", BUCKET, "--key", "input/test.csv"])
+            .env("ETL_FORCE", force)
+            .output()
+            .unwrap()
+    };
+    let first = run("0");
+    assert_exit(&first, 0);
+    assert_eq!(status_of(&first), "converted");
+    for (value, status) in [
+        ("no", "up-to-date"),
+        ("1", "converted"),
+        ("yes", "converted"),
+        ("false", "up-to-date"),
+    ] {
+        let out = run(value);
+        assert_exit(&out, 0);
+        assert_eq!(status_of(&out), status, "ETL_FORCE={value}");
+    }
+}
+
+#[test]
+fn the_output_extension_picks_the_format_and_a_mismatch_is_refused() {
+    let t = TestContext::new();
+    let input = testdata("test.csv");
+    let jsonl = t.dir.path().join("out.jsonl");
+    let out = t
+        .command(ETL)
+        .args(["--input", input.to_str().unwrap(), "--output"])
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["name"], "aaa");
+    assert_eq!(text.lines().count(), 3);
+
+    let csv = t.dir.path().join("out.csv");
+    let out = t
+        .command(ETL)
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--format",
+            "parquet",
+            "--output",
+        ])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("names a csv file but --format is parquet"));
+    assert!(!csv.exists());
+}
+
+#[test]
+fn plan_is_for_objects_not_local_files() {
+    let t = TestContext::new();
+    let input = t.write_file("local.csv", "1,aaa,100\n");
+    let out = t
+        .command(ETL)
+        .args(["--input", input.to_str().unwrap(), "--plan"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(!t.dir.path().join("local.parquet").exists());
+}
+
+#[test]
+fn a_reader_closing_stdout_early_is_not_a_failure() {
+    let t = TestContext::new();
+    let input = t.write_file("big.csv", &csv_rows(500_000));
+    let mut child = t
+        .command(ETL)
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            "-",
+            "--format",
+            "csv",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The pipe's read end is dropped here, as `| head -c 64` would.
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(!stderr(&out).contains("ERROR"), "{}", stderr(&out));
+    assert!(head.starts_with(b"no,name,score\n"));
+}
