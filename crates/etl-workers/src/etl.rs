@@ -825,6 +825,43 @@ fn write_quarantine(beside: &Path, rows: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&name, rows).with_context(|| format!("writing {name}"))
 }
 
+/// A writer that remembers whether its reader went away (a broken pipe).
+struct PipeWatch<W> {
+    inner: W,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<W> PipeWatch<W> {
+    fn new(inner: W) -> Self {
+        PipeWatch {
+            inner,
+            closed: std::sync::Arc::default(),
+        }
+    }
+
+    fn watch<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result
+            && error.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            self.closed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for PipeWatch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.watch(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.watch(result)
+    }
+}
+
 #[cfg(test)]
 mod suggested_resources_tests {
     use super::suggested_resources;
@@ -866,42 +903,5 @@ mod suggested_resources_tests {
         }
         assert_eq!(suggested_resources(2 << 30)["requests"]["cpu"], "2");
         assert_eq!(suggested_resources(0)["requests"]["cpu"], "250m");
-    }
-}
-
-/// A writer that remembers whether its reader went away (a broken pipe).
-struct PipeWatch<W> {
-    inner: W,
-    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl<W> PipeWatch<W> {
-    fn new(inner: W) -> Self {
-        PipeWatch {
-            inner,
-            closed: std::sync::Arc::default(),
-        }
-    }
-
-    fn watch<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
-        if let Err(error) = &result
-            && error.kind() == std::io::ErrorKind::BrokenPipe
-        {
-            self.closed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        result
-    }
-}
-
-impl<W: std::io::Write> std::io::Write for PipeWatch<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let result = self.inner.write(buf);
-        self.watch(result)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let result = self.inner.flush();
-        self.watch(result)
     }
 }
