@@ -50,15 +50,16 @@ pub struct AggArgs {
     /// Bucket of the folder.
     #[arg(long, env = env_vars::ETL_BUCKET)]
     pub bucket: Option<String>,
-    /// The folder (key prefix, e.g. output/20230414/).
-    #[arg(long, requires = "bucket", conflicts_with_all = ["key", "event"])]
+    /// The folder (key prefix, e.g. output/20230414/; a missing final `/` is added; or
+    /// `s3://bucket/prefix`).
+    #[arg(long, conflicts_with_all = ["key", "event"])]
     pub prefix: Option<String>,
     /// With --prefix: aggregate every direct subfolder of the prefix (each day folder under
     /// output/) whose inputs changed since its agg.json. Lists the bucket even with --dry-run.
     #[arg(long, requires = "prefix")]
     pub each_folder: bool,
-    /// A key whose folder is aggregated.
-    #[arg(long, requires = "bucket", conflicts_with = "event")]
+    /// A key whose folder is aggregated (or `s3://bucket/key`, then without --bucket).
+    #[arg(long, conflicts_with = "event")]
     pub key: Option<String>,
     /// A notification payload (JSON text, @FILE or -): the folder of each object in it.
     #[arg(long)]
@@ -107,7 +108,16 @@ const FOOTER_GUESS: u64 = 16 * 1024;
 const MAX_ROUNDS: usize = 3;
 
 /// Runs `agg`.
-pub async fn run(args: AggArgs) -> anyhow::Result<ExitStatus> {
+pub async fn run(mut args: AggArgs) -> anyhow::Result<ExitStatus> {
+    crate::cli::split_s3_uri(&mut args.bucket, &mut args.key)?;
+    crate::cli::split_s3_uri(&mut args.bucket, &mut args.prefix)?;
+    // `output/20230414` means the folder, as `output/20230414/` does.
+    if let Some(prefix) = args.prefix.as_mut()
+        && !prefix.is_empty()
+        && !prefix.ends_with('/')
+    {
+        prefix.push('/');
+    }
     let mut targets = targets(&args)?;
     let mut client = None;
     if args.each_folder {

@@ -136,3 +136,32 @@ pub fn format_of_path(path: &std::path::Path) -> Option<OutputFormat> {
         _ => None,
     }
 }
+
+/// `--key s3://bucket/key` (or `--prefix s3://bucket/prefix`): the bucket and key it names,
+/// checked against `--bucket` when both are given.
+pub fn split_s3_uri(
+    bucket: &mut Option<String>,
+    key: &mut Option<String>,
+) -> Result<(), UsageError> {
+    let Some(rest) = key.as_deref().and_then(|k| k.strip_prefix("s3://")) else {
+        return Ok(());
+    };
+    let (named, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if named.is_empty() {
+        return Err(UsageError(format!(
+            "{}: no bucket in the URI",
+            key.as_deref().unwrap_or("")
+        )));
+    }
+    if let Some(given) = bucket.as_deref()
+        && given != named
+    {
+        return Err(UsageError(format!(
+            "--bucket {given} and s3://{named}/… name two buckets"
+        )));
+    }
+    let path = path.to_owned();
+    *bucket = Some(named.to_owned());
+    *key = Some(path);
+    Ok(())
+}

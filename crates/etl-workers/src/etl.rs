@@ -53,11 +53,12 @@ pub struct EtlArgs {
     /// Bucket of the input object (with --key) or objects (with --prefix).
     #[arg(long, env = env_vars::ETL_BUCKET)]
     pub bucket: Option<String>,
-    /// Key of one input object.
-    #[arg(long, requires = "bucket", conflicts_with_all = ["prefix", "event", "input"])]
+    /// Key of one input object (or `s3://bucket/key`, then without --bucket).
+    #[arg(long, conflicts_with_all = ["prefix", "event", "input"])]
     pub key: Option<String>,
-    /// Convert every CSV object under this prefix whose output is missing or stale.
-    #[arg(long, env = env_vars::ETL_PREFIX, requires = "bucket", conflicts_with_all = ["event", "input"])]
+    /// Convert every CSV object under this prefix whose output is missing or stale (or
+    /// `s3://bucket/prefix`).
+    #[arg(long, env = env_vars::ETL_PREFIX, conflicts_with_all = ["event", "input"])]
     pub prefix: Option<String>,
     /// A notification payload: JSON text, @FILE, or - for stdin.
     #[arg(long, conflicts_with = "input")]
@@ -131,7 +132,9 @@ impl Job {
 }
 
 /// Runs `etl`.
-pub async fn run(args: EtlArgs) -> anyhow::Result<ExitStatus> {
+pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
+    crate::cli::split_s3_uri(&mut args.bucket, &mut args.key)?;
+    crate::cli::split_s3_uri(&mut args.bucket, &mut args.prefix)?;
     let mut options = args.convert.options()?;
     if let Some(format) = args.output.as_deref().and_then(crate::cli::format_of_path) {
         match args.convert.format {
@@ -286,9 +289,11 @@ fn job_for(
 /// CSV objects of a sweep; with the default naming, outputs under `output/` are not inputs.
 fn is_csv_input(key: &str, custom_output: bool) -> bool {
     let lower = key.to_ascii_lowercase();
-    let csv = [".csv", ".csv.gz", ".csv.zst", ".csv.bz2"]
-        .iter()
-        .any(|ext| lower.ends_with(ext));
+    let csv = [".csv", ".tsv"].iter().any(|ext| {
+        ["", ".gz", ".zst", ".bz2"]
+            .iter()
+            .any(|codec| lower.ends_with(&format!("{ext}{codec}")))
+    });
     csv && (custom_output || !key.starts_with("output/"))
 }
 

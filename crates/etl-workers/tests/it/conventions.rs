@@ -114,3 +114,67 @@ fn a_reader_closing_stdout_early_is_not_a_failure() {
     assert!(!stderr(&out).contains("ERROR"), "{}", stderr(&out));
     assert!(head.starts_with(b"no,name,score\n"));
 }
+
+#[test]
+fn s3_uris_name_bucket_and_key_and_tsv_objects_are_swept() {
+    let t = TestContext::new();
+    t.put_file("input/test.csv", &testdata("test.csv"));
+    let out = t
+        .command(ETL)
+        .args(["--key", &format!("s3://{BUCKET}/input/test.csv")])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(t.get("output/test.parquet").is_some());
+
+    let out = t
+        .command(ETL)
+        .args([
+            "--bucket",
+            "another",
+            "--key",
+            &format!("s3://{BUCKET}/input/test.csv"),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+
+    t.put(
+        "input/day/tabs.tsv",
+        "no\tname\tscore\n1\taaa\t100\n2\tbbb\t80\n",
+    );
+    let out = t
+        .command(ETL)
+        .args(["--prefix", &format!("s3://{BUCKET}/input/day/")])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let batches = read_parquet(t.get("output/day/tabs.parquet").expect("tsv swept"));
+    assert_eq!(batches[0].num_columns(), 3);
+    assert_eq!(batches[0].num_rows(), 2);
+}
+
+#[test]
+fn agg_takes_a_folder_without_its_final_slash() {
+    let t = TestContext::new();
+    for name in ["1", "2"] {
+        t.put_file(
+            &format!("input/20230414/{name}.csv"),
+            &testdata(&format!("20230414/{name}.csv")),
+        );
+    }
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--prefix", "input/20230414/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let out = t
+        .command(env!("CARGO_BIN_EXE_agg"))
+        .args(["--bucket", BUCKET, "--prefix", "output/20230414"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let text = String::from_utf8(t.get("output/20230414/agg.txt").expect("agg.txt")).unwrap();
+    assert!(text.starts_with("index"), "{text}");
+}
