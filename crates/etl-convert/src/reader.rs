@@ -108,7 +108,7 @@ pub(crate) fn sniff(input: &mut impl Read, options: &ConvertOptions) -> Result<S
                 }
             }
             ColumnSchema {
-                columns: column_names(first, header, width, options)?
+                columns: unique_names(column_names(first, header, width, options)?)
                     .into_iter()
                     .zip(kinds)
                     .map(|(name, kind)| (name, if kind == Kind::Null { Kind::Text } else { kind }))
@@ -164,6 +164,29 @@ fn column_names(
         return Ok(options.default_columns.clone());
     }
     Ok((1..=width).map(|i| format!("column_{i}")).collect())
+}
+
+/// Names readers can select by: a repeated name gets `_2`, `_3`, … (Parquet allows
+/// duplicates, but pyarrow, pandas and DuckDB cannot read such a column by name).
+fn unique_names(names: Vec<String>) -> Vec<String> {
+    let mut taken: std::collections::HashSet<String> = names.iter().cloned().collect();
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .map(|name| {
+            if seen.insert(name.clone()) {
+                return name;
+            }
+            let unique = (2..)
+                .map(|n| format!("{name}_{n}"))
+                .find(|candidate| !taken.contains(candidate))
+                .unwrap_or_default();
+            tracing::warn!(column = %name, renamed = %unique, "a repeated column name is renamed");
+            taken.insert(unique.clone());
+            seen.insert(unique.clone());
+            unique
+        })
+        .collect()
 }
 
 fn shift(error: Error, lines: u64) -> Error {
@@ -257,5 +280,16 @@ mod tests {
         let (sample, whole) = read_sample(&mut Cursor::new(text.as_bytes()), 10).unwrap();
         assert!(!whole);
         assert!(sample.len() > 100);
+    }
+}
+
+#[cfg(test)]
+mod unique_names_tests {
+    use super::unique_names;
+
+    #[test]
+    fn repeated_names_get_a_number_that_is_not_taken() {
+        let names = ["a", "a", "b", "a_2", "a"].map(String::from).to_vec();
+        assert_eq!(unique_names(names), ["a", "a_3", "b", "a_2", "a_4"]);
     }
 }

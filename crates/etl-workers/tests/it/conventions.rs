@@ -178,3 +178,26 @@ fn agg_takes_a_folder_without_its_final_slash() {
     let text = String::from_utf8(t.get("output/20230414/agg.txt").expect("agg.txt")).unwrap();
     assert!(text.starts_with("index"), "{text}");
 }
+
+#[test]
+fn repeated_column_names_are_made_unique() {
+    let t = TestContext::new();
+    let input = t.write_file("dup.csv", "a,a,b\n1,2,3\n");
+    let output = t.dir.path().join("dup.parquet");
+    let out = t
+        .command(ETL)
+        .args(["--input", input.to_str().unwrap(), "--output"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("a repeated column name is renamed"));
+    let batches = read_parquet(std::fs::read(&output).unwrap());
+    let names: Vec<_> = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["a", "a_2", "b"]);
+}
