@@ -48,3 +48,52 @@ pub async fn build_client(settings: &ClientSettings) -> Client {
         .build();
     Client::from_conf(config)
 }
+
+/// [`build_client`] with the defaults, after checking the endpoint variables: a malformed
+/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` is a configuration error, not a fault.
+pub async fn client_from_env() -> crate::Result<Client> {
+    for name in ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"] {
+        if let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) {
+            let value = value.to_string_lossy();
+            if !is_endpoint_url(&value) {
+                return Err(crate::Error::Config(format!(
+                    "{name}={value} is not an endpoint URL (expected http://host[:port] or https://host[:port])"
+                )));
+            }
+        }
+    }
+    Ok(build_client(&ClientSettings::default()).await)
+}
+
+fn is_endpoint_url(value: &str) -> bool {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    rest.and_then(|r| r.split('/').next())
+        .is_some_and(|host| !host.is_empty() && !host.contains(char::is_whitespace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_endpoint_url;
+
+    #[test]
+    fn endpoint_urls() {
+        for good in [
+            "http://127.0.0.1:9000",
+            "https://s3.example.com",
+            "http://minio/",
+        ] {
+            assert!(is_endpoint_url(good), "{good}");
+        }
+        for bad in [
+            "not-a-url",
+            "127.0.0.1:9000",
+            "http://",
+            "ftp://host",
+            "https:// x",
+        ] {
+            assert!(!is_endpoint_url(bad), "{bad}");
+        }
+    }
+}

@@ -45,6 +45,10 @@ pub enum Error {
         /// Why (which version changed).
         reason: String,
     },
+    /// The S3 settings cannot work (a malformed endpoint, no credentials anywhere in the
+    /// chain): retrying will not help.
+    #[error("{0}")]
+    Config(String),
     /// The producer of an upload stopped without finishing; nothing was published.
     #[error("upload of s3://{bucket}/{key} abandoned before completion; nothing was written")]
     Abandoned {
@@ -65,6 +69,7 @@ impl Classify for Error {
             Error::Body { .. } | Error::Abandoned { .. } | Error::Withheld { .. } => {
                 ErrorClass::Retryable
             }
+            Error::Config(_) => ErrorClass::BadInput,
         }
     }
 }
@@ -81,6 +86,9 @@ impl Error {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + HttpStatus + Send + Sync + 'static,
     {
+        if let Some(missing) = missing_credentials(&error) {
+            return Error::Config(missing);
+        }
         let status = error.raw_response().map(HttpStatus::status);
         let code = error.code().map(str::to_owned);
         let class = classify(&error, status, code.as_deref());
@@ -246,6 +254,28 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
     fn status(&self) -> u16 {
         self.status().as_u16()
     }
+}
+
+/// No credentials anywhere in the SDK's chain (or a chain configured wrongly): a setting to
+/// fix, not a fault to retry. A provider that timed out or failed stays retryable.
+fn missing_credentials(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(credentials) = current.downcast_ref::<CredentialsError>() {
+            return match credentials {
+                CredentialsError::CredentialsNotLoaded(_)
+                | CredentialsError::InvalidConfiguration(_) => Some(format!(
+                    "no usable AWS credentials ({}): set AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, a profile, or a web identity (IRSA)",
+                    source_chain(credentials)
+                )),
+                _ => None,
+            };
+        }
+        cause = current.source();
+    }
+    None
 }
 
 #[cfg(test)]

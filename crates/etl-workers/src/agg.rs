@@ -109,6 +109,7 @@ const MAX_ROUNDS: usize = 3;
 
 /// Runs `agg`.
 pub async fn run(mut args: AggArgs) -> anyhow::Result<ExitStatus> {
+    result_dir::prepare(args.result_dir.as_deref())?;
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.key)?;
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.prefix)?;
     // `output/20230414` means the folder, as `output/20230414/` does.
@@ -121,7 +122,7 @@ pub async fn run(mut args: AggArgs) -> anyhow::Result<ExitStatus> {
     let mut targets = targets(&args)?;
     let mut client = None;
     if args.each_folder {
-        let listing_client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+        let listing_client = etl_s3::client_from_env().await?;
         targets = subfolders(&listing_client, &targets).await?;
         tracing::info!(folders = targets.len(), "folders with Parquet inputs");
         client = Some(listing_client);
@@ -144,7 +145,7 @@ pub async fn run(mut args: AggArgs) -> anyhow::Result<ExitStatus> {
     }
     let client = match client {
         Some(client) => client,
-        None => etl_s3::build_client(&etl_s3::ClientSettings::default()).await,
+        None => etl_s3::client_from_env().await?,
     };
     let mut last = None;
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();

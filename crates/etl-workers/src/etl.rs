@@ -133,6 +133,7 @@ impl Job {
 
 /// Runs `etl`.
 pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
+    result_dir::prepare(args.result_dir.as_deref())?;
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.key)?;
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.prefix)?;
     let mut options = args.convert.options()?;
@@ -159,7 +160,7 @@ pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
     }
 
     let (client, jobs) = if let (Some(bucket), Some(prefix)) = (&args.bucket, &args.prefix) {
-        let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+        let client = etl_s3::client_from_env().await?;
         let jobs = sweep_jobs(&client, &args, &options, bucket, prefix).await?;
         (Some(client), jobs)
     } else {
@@ -175,7 +176,7 @@ pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
     }
     let client = match client {
         Some(client) => client,
-        None => etl_s3::build_client(&etl_s3::ClientSettings::default()).await,
+        None => etl_s3::client_from_env().await?,
     };
 
     if args.plan {
@@ -668,7 +669,7 @@ async fn print_schema(args: &EtlArgs, options: &ConvertOptions) -> anyhow::Resul
                 .with_context(|| format!("inferring the schema of {}", input.display()))?
         }
     } else if let (Some(bucket), Some(key)) = (&args.bucket, &args.key) {
-        let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+        let client = etl_s3::client_from_env().await?;
         let (_, body) = etl_s3::get_object(&client, bucket, key).await?;
         let mut reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
         let options = options.clone();
@@ -715,6 +716,25 @@ fn convert_local(
     if dry_run {
         println!("{}", json!({"input": input, "output": output}));
         return Ok(ExitStatus::Success);
+    }
+    if !stdin && !input.is_file() {
+        let what = if input.is_dir() {
+            "a folder"
+        } else {
+            "not a readable file"
+        };
+        return Err(UsageError(format!("--input {}: {what}", input.display())).into());
+    }
+    if output != Path::new("-")
+        && let Some(folder) = output.parent().filter(|f| !f.as_os_str().is_empty())
+        && !folder.is_dir()
+    {
+        return Err(UsageError(format!(
+            "--output {}: the folder {} does not exist",
+            output.display(),
+            folder.display()
+        ))
+        .into());
     }
     if output == input && !stdin {
         return Err(

@@ -97,6 +97,7 @@ struct RemoteFile {
 
 /// Runs `ftp-etl`.
 pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
+    result_dir::prepare(args.result_dir.as_deref())?;
     let options = args.convert.options()?;
     let file = remote_file(&args)?;
     let bucket = args
@@ -123,7 +124,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         tls: args.ftps,
         connect_timeout: Duration::from_secs(20),
     };
-    let client = etl_s3::build_client(&etl_s3::ClientSettings::default()).await;
+    let client = etl_s3::client_from_env().await?;
     let uri = format!("ftp://{host}{}", file.path);
     let mut connection = etl_ftp::connect(&settings).await?;
 

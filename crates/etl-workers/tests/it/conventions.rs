@@ -201,3 +201,75 @@ fn repeated_column_names_are_made_unique() {
         .collect();
     assert_eq!(names, ["a", "a_2", "b"]);
 }
+
+#[test]
+fn s3_settings_that_cannot_work_are_exit_2_before_any_request() {
+    let t = TestContext::new();
+    t.put_file("input/test.csv", &testdata("test.csv"));
+    let run = |command: &mut std::process::Command| {
+        command
+            .args(["--bucket", BUCKET, "--key", "input/test.csv"])
+            .output()
+            .unwrap()
+    };
+    let out = run(t.command(ETL).env("AWS_ENDPOINT_URL", "not-a-url"));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("AWS_ENDPOINT_URL=not-a-url is not an endpoint URL"));
+
+    let out = run(t
+        .command(ETL)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("no usable AWS credentials"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.get("output/test.parquet").is_none());
+}
+
+#[test]
+fn unusable_local_paths_are_exit_2_before_any_work() {
+    let t = TestContext::new();
+    let input = t.write_file("local.csv", "1,aaa,100\n");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                "/nonexistent/dir/x.parquet",
+            ],
+            "the folder /nonexistent/dir does not exist",
+        ),
+        (
+            &[
+                "--input",
+                t.dir.path().to_str().unwrap(),
+                "--output",
+                "x.parquet",
+            ],
+            "a folder",
+        ),
+        (
+            &[
+                "--input",
+                input.to_str().unwrap(),
+                "--result-dir",
+                input.to_str().unwrap(),
+            ],
+            "--result-dir",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = t.command(ETL).args(args).output().unwrap();
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains(".etl-"), "{}", stderr(&out));
+    }
+    assert!(!t.dir.path().join("local.parquet").exists());
+}
