@@ -21,3 +21,4 @@ pub mod naming;
 pub mod payload;
 pub mod pipeline;
 pub mod result_dir;
+pub mod setup;
