@@ -45,7 +45,9 @@ where
     let (message, retryable) = match &error {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            let code = e.code().unwrap_or("unknown error");
+            let status = service.raw().status().as_u16();
+            let fallback = format!("HTTP {status}, {}", DisplayChain(e));
+            let code = e.code().unwrap_or(&fallback);
             let throttled = code.contains("Throttl") || code.contains("SlowDown");
             let message = match e.message() {
                 Some(m) => format!("{code}: {m}"),

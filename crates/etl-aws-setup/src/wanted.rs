@@ -269,6 +269,19 @@ fn normalize(value: Value) -> Value {
     }
 }
 
+/// Whether an XML document is one empty root element (`<?xml ...?><Root xmlns="..."/>`).
+pub fn is_empty_xml_document(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else { return false };
+    let mut text = text.trim();
+    if text.starts_with("<?xml") {
+        match text.find("?>") {
+            Some(end) => text = text[end + 2..].trim(),
+            None => return false,
+        }
+    }
+    text.starts_with('<') && text.ends_with("/>") && text.matches('<').count() == 1
+}
+
 /// Where a notification entry sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -483,6 +496,19 @@ mod tests {
                     .expect("queue"),
             )
             .build()
+    }
+
+    #[test]
+    fn only_a_document_without_content_is_empty() {
+        let moto = br#"<?xml version="1.0" encoding="utf-8"?>
+<GetBucketNotificationResponse xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>"#;
+        assert!(is_empty_xml_document(moto));
+        assert!(is_empty_xml_document(b"<NotificationConfiguration/>"));
+        assert!(!is_empty_xml_document(
+            b"<NotificationConfiguration><QueueConfiguration/></NotificationConfiguration>"
+        ));
+        assert!(!is_empty_xml_document(b"<A></A>"));
+        assert!(!is_empty_xml_document(b""));
     }
 
     #[test]
