@@ -236,7 +236,10 @@ async fn notifications(clients: &Clients, bucket: &str) -> Result<NotificationCo
         Ok(got) => got,
         Err(aws_sdk_s3::error::SdkError::ServiceError(e))
             if e.raw().status().is_success()
-                && e.raw().body().bytes().is_some_and(wanted::is_empty_xml_document) =>
+                && e.raw()
+                    .body()
+                    .bytes()
+                    .is_some_and(wanted::is_empty_xml_document) =>
         {
             // Some S3-compatible servers (moto) answer an empty configuration with another
             // root element; only a document with no content at all counts as empty.

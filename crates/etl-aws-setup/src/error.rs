@@ -36,10 +36,12 @@ impl Classify for Error {
 
 /// Wraps an SDK error: service refusals (access denied, invalid parameter) are not
 /// retryable, transport faults and throttling are.
-pub(crate) fn call_error<E, R>(call: &str, error: aws_sdk_s3::error::SdkError<E, R>) -> Error
+pub(crate) fn call_error<E>(
+    call: &str,
+    error: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Error
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_s3::error::SdkError;
     let (message, retryable) = match &error {

@@ -271,7 +271,9 @@ fn normalize(value: Value) -> Value {
 
 /// Whether an XML document is one empty root element (`<?xml ...?><Root xmlns="..."/>`).
 pub fn is_empty_xml_document(bytes: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(bytes) else { return false };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
     let mut text = text.trim();
     if text.starts_with("<?xml") {
         match text.find("?>") {

@@ -3,10 +3,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use etl_aws_setup::{Via, Wanted};
-use etl_error::ExitStatus;
+use etl_error::{Classify as _, ErrorClass, ExitStatus};
 
 use crate::cli::LogArgs;
 use crate::{exit, logging};
@@ -105,8 +104,12 @@ pub async fn run(args: SetupArgs) -> anyhow::Result<ExitStatus> {
     } else {
         ("setup", etl_aws_setup::setup(&clients, &wanted).await)
     };
-    let outcome =
-        outcome.with_context(|| format!("etl setup aws ({mode}) for bucket {}", wanted.bucket))?;
+    let context = format!("etl setup aws ({mode}) for bucket {}", wanted.bucket);
+    // exit::class_of knows the workers' error types; a refusal becomes a UsageError (exit 2).
+    let outcome = outcome.map_err(|e| match e.class() {
+        ErrorClass::BadInput => anyhow::Error::new(exit::UsageError(format!("{context}: {e}"))),
+        ErrorClass::Retryable => anyhow::Error::new(e).context(context),
+    })?;
     for drift in &outcome.drift {
         match mode {
             "check" => tracing::warn!(%drift, "differs from the wanted state"),
