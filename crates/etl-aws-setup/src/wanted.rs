@@ -322,8 +322,11 @@ fn filter_of(filter: Option<&NotificationConfigurationFilter>) -> (Option<String
 
 /// The entry with `id` in a configuration, if any (queue or topic).
 pub fn find_entry(config: &NotificationConfiguration, id: &str) -> Option<Entry> {
-    let queues = config.queue_configurations().iter().filter_map(|q| {
-        (q.id() == Some(id)).then(|| {
+    let queues = config
+        .queue_configurations()
+        .iter()
+        .filter(|q| q.id() == Some(id))
+        .map(|q| {
             let (prefix, suffix) = filter_of(q.filter());
             Entry {
                 id: id.to_owned(),
@@ -332,10 +335,12 @@ pub fn find_entry(config: &NotificationConfiguration, id: &str) -> Option<Entry>
                 prefix,
                 suffix,
             }
-        })
-    });
-    let topics = config.topic_configurations().iter().filter_map(|t| {
-        (t.id() == Some(id)).then(|| {
+        });
+    let topics = config
+        .topic_configurations()
+        .iter()
+        .filter(|t| t.id() == Some(id))
+        .map(|t| {
             let (prefix, suffix) = filter_of(t.filter());
             Entry {
                 id: id.to_owned(),
@@ -344,8 +349,7 @@ pub fn find_entry(config: &NotificationConfiguration, id: &str) -> Option<Entry>
                 prefix,
                 suffix,
             }
-        })
-    });
+        });
     queues.chain(topics).next()
 }
 
