@@ -14,6 +14,7 @@ use crate::{exit, logging};
 #[derive(Debug, Parser)]
 #[command(
     name = "etl setup",
+    bin_name = "etl setup",
     version,
     about = "Set up, check or remove the AWS side of the S3 flows",
     after_help = "Example:\n  etl setup aws --bucket etlproj --prefix input/ --suffix .csv --via sqs\n  etl setup aws --bucket etlproj --prefix input/ --suffix .csv --via sqs --check\n  etl setup aws --bucket etlproj --via sqs --delete"
