@@ -543,3 +543,30 @@ fn a_queue_of_that_name_not_made_by_setup_is_left_alone() {
         &format!("etl-setup-{name}")
     ));
 }
+
+#[test]
+fn setup_refuses_bad_arguments_before_any_call() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["--via", "sqs", "--endpoint-url", "https://x"],
+            "--endpoint-url is for --via sns only",
+        ),
+        (
+            &["--via", "sqs", "--name", "bad name"],
+            "--name \"bad name\": 1 to 76 letters",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = Command::new(ETL)
+            .env_clear()
+            .env("ETL_LOG_FORMAT", "text")
+            // Nowhere: any AWS call would fail with exit 1, not 2.
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .args(["setup", "aws", "--bucket", "b"])
+            .args(args)
+            .output()
+            .expect("run etl");
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(message), "{}", stderr(&out));
+    }
+}
