@@ -40,6 +40,7 @@ SECRETS = {
     "workflows_overlays_ftp": {"etl-s3-credentials", "etl-ftp-credentials", "ftp-watch-auth"},
     "workflows_overlays_minio": {"etl-s3-credentials"},
     "workflows_overlays_aws-irsa": set(),
+    "workflows_overlays_aws-sqs-irsa": set(),
 }
 # What each NetworkPolicy is for: the pods it selects, and who may connect.
 INTENT = {

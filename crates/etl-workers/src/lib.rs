@@ -22,3 +22,4 @@ pub mod notify;
 pub mod payload;
 pub mod pipeline;
 pub mod result_dir;
+pub mod setup;

@@ -3,6 +3,7 @@
 mod support;
 
 mod agg;
+mod aws_setup;
 mod bad_input;
 mod conventions;
 mod crash;
