@@ -1,12 +1,6 @@
 //! The SDK edge: reads the actual state, and in apply mode changes what differs from
 //! [`Wanted`]; the same walk serves setup (apply), `--check` (report) and delete.
 
-use std::time::Duration;
-
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::NotificationConfiguration;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -17,9 +11,6 @@ use crate::wanted::{
     self, DLQ_RETENTION_SECONDS, Drift, MANAGED_BY_TAG, Via, Wanted, entry_drift, find_entry,
     merge, same_json,
 };
-
-/// The region when none is configured (as `etl_s3`, which does not export its constant).
-const DEFAULT_REGION: &str = "us-east-1";
 
 /// The three clients, on one configuration.
 #[derive(Debug, Clone)]
@@ -32,22 +23,10 @@ pub struct Clients {
 /// Builds the clients from the SDK's chain with the settings of `etl_s3::build_client`
 /// (default region, timeouts, retries); S3 itself comes from `etl_s3`.
 pub async fn build_clients() -> Clients {
-    let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .read_timeout(Duration::from_secs(60))
-        .build();
-    let retries = RetryConfig::standard()
-        .with_max_attempts(4)
-        .with_initial_backoff(Duration::from_millis(200));
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .timeout_config(timeouts)
-        .retry_config(retries)
-        .load()
-        .await;
+    let settings = etl_s3::ClientSettings::default();
+    let config = etl_s3::sdk_config(&settings).await;
     Clients {
-        s3: etl_s3::build_client(&etl_s3::ClientSettings::default()).await,
+        s3: etl_s3::build_client(&settings).await,
         sqs: aws_sdk_sqs::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
     }

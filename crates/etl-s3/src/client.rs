@@ -24,20 +24,7 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// Builds a client from the SDK's configuration chain.
 pub async fn build_client(settings: &ClientSettings) -> Client {
-    let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .read_timeout(Duration::from_secs(60))
-        .build();
-    let retries = RetryConfig::standard()
-        .with_max_attempts(settings.max_attempts.unwrap_or(4))
-        .with_initial_backoff(Duration::from_millis(200));
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .timeout_config(timeouts)
-        .retry_config(retries)
-        .load()
-        .await;
+    let sdk_config = sdk_config(settings).await;
     let custom_endpoint = sdk_config.endpoint_url().is_some()
         || ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
@@ -47,6 +34,25 @@ pub async fn build_client(settings: &ClientSettings) -> Client {
         .force_path_style(path_style)
         .build();
     Client::from_conf(config)
+}
+
+/// The SDK's shared configuration with our region default, timeouts and retries: the base
+/// of the S3 client and of any other AWS client the binaries build (SQS, SNS).
+pub async fn sdk_config(settings: &ClientSettings) -> aws_config::SdkConfig {
+    let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(60))
+        .build();
+    let retries = RetryConfig::standard()
+        .with_max_attempts(settings.max_attempts.unwrap_or(4))
+        .with_initial_backoff(Duration::from_millis(200));
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .timeout_config(timeouts)
+        .retry_config(retries)
+        .load()
+        .await
 }
 
 /// [`build_client`] with the defaults, after checking the endpoint variables: a malformed

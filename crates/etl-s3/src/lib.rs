@@ -10,7 +10,7 @@ mod upload;
 
 pub use aws_sdk_s3::Client;
 pub use aws_sdk_s3::primitives::ByteStream;
-pub use client::{ClientSettings, build_client, client_from_env};
+pub use client::{ClientSettings, build_client, client_from_env, sdk_config};
 pub use error::classify_response;
 pub use error::{Error, Result};
 pub use objects::{
