@@ -38,6 +38,9 @@ Examples:
   # a local file
   etl --input data.csv --output data.parquet
 
+  # the AWS side of the S3 flows (queue or topic, bucket notification): see its --help
+  etl setup aws --bucket etlproj --prefix input/ --suffix .csv --via sqs
+
 S3 settings come from the AWS SDK's chain: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_REGION (default us-east-1), AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 (a custom endpoint
 such as MinIO implies path-style addressing), profiles, IRSA web identity.
