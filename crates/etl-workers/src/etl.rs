@@ -390,7 +390,10 @@ async fn convert_all(
     let total = jobs.len();
     let progress = Progress::new(total);
     let progress = &progress;
+    crate::shutdown::listen();
     let results: Vec<(Job, anyhow::Result<Outcome>)> = futures_util::stream::iter(jobs)
+        // After a stop request, no new object is started.
+        .take_while(|_| std::future::ready(!crate::shutdown::requested()))
         .map(|job| async move {
             let object = job.object();
             let protocol = pipeline::Protocol {
@@ -463,9 +466,12 @@ async fn convert_all(
     }
     drop(stdout);
 
-    if total != 1 || args.prefix.is_some() {
+    let interrupted = crate::shutdown::requested();
+    let not_started = total - results.len();
+    if total != 1 || args.prefix.is_some() || interrupted {
         tracing::info!(
             objects = total,
+            not_started,
             converted,
             up_to_date,
             superseded,
@@ -477,7 +483,7 @@ async fn convert_all(
     }
     if let Some(dir) = &args.result_dir {
         let first = results.first().map(|(job, _)| job);
-        let status = if !failures.is_empty() {
+        let status = if !failures.is_empty() || interrupted {
             "failed"
         } else if total == 0 {
             "nothing-to-do"
@@ -511,8 +517,12 @@ async fn convert_all(
         )?;
     }
 
-    if failures.is_empty() {
+    if failures.is_empty() && !interrupted {
         return Ok(ExitStatus::Success);
+    }
+    if failures.is_empty() {
+        // Stopped by a signal: what finished is reported, the rest is for a rerun.
+        return Ok(ExitStatus::Retryable);
     }
     if single && let Some((_, Err(error))) = results.into_iter().next() {
         return Err(error);

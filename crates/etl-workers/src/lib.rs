@@ -23,3 +23,4 @@ pub mod payload;
 pub mod pipeline;
 pub mod result_dir;
 pub mod setup;
+pub mod shutdown;

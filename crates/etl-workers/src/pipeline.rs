@@ -774,6 +774,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for GuardedRead<R> {
         use std::task::Poll;
         let before = buf.filled().len();
         let this = &mut *self;
+        if crate::shutdown::requested() {
+            let error = crate::shutdown::interrupted();
+            this.record(error.to_string());
+            return Poll::Ready(Err(error));
+        }
         match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = (buf.filled().len() - before) as u64;

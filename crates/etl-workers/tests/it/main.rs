@@ -16,3 +16,4 @@ mod ftp_watch;
 mod notify;
 mod race;
 mod security;
+mod signals;
