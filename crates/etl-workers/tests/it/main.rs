@@ -10,4 +10,5 @@ mod events;
 mod faults;
 mod ftp_etl;
 mod ftp_watch;
+mod garage;
 mod race;
