@@ -30,6 +30,11 @@ pub enum StoreKind {
 enum Backend {
     InProcess(S3Server),
     External(RecordingProxy),
+    /// s3s-fs seen through the recording proxy (to check the proxy and the scenarios).
+    Proxied {
+        _server: S3Server,
+        proxy: RecordingProxy,
+    },
 }
 
 /// A store, its credentials, a client and a key prefix no other test uses.
@@ -80,6 +85,28 @@ impl S3Store {
         let endpoint = server.endpoint();
         S3Store::new(
             Backend::InProcess(server),
+            StoreKind::S3sFs,
+            &endpoint,
+            "us-east-1",
+            ACCESS_KEY,
+            SECRET_KEY,
+            bucket,
+            label,
+        )
+    }
+
+    /// A fresh in-process s3s-fs server behind a [`RecordingProxy`], as Garage is seen.
+    pub fn in_process_behind_proxy(label: &str) -> anyhow::Result<S3Store> {
+        let server = S3Server::start()?;
+        let bucket = "etlproj";
+        server.create_bucket(bucket)?;
+        let proxy = RecordingProxy::start(server.address())?;
+        let endpoint = proxy.endpoint();
+        S3Store::new(
+            Backend::Proxied {
+                _server: server,
+                proxy,
+            },
             StoreKind::S3sFs,
             &endpoint,
             "us-east-1",
@@ -165,7 +192,7 @@ impl S3Store {
     pub fn address(&self) -> SocketAddr {
         match &self.backend {
             Backend::InProcess(server) => server.address(),
-            Backend::External(proxy) => proxy.address,
+            Backend::External(proxy) | Backend::Proxied { proxy, .. } => proxy.address,
         }
     }
 
@@ -222,7 +249,7 @@ impl S3Store {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         match &self.backend {
             Backend::InProcess(server) => server.requests(),
-            Backend::External(proxy) => proxy.requests(),
+            Backend::External(proxy) | Backend::Proxied { proxy, .. } => proxy.requests(),
         }
     }
 
@@ -230,7 +257,7 @@ impl S3Store {
     pub fn clear_requests(&self) {
         match &self.backend {
             Backend::InProcess(server) => server.clear_requests(),
-            Backend::External(proxy) => proxy.clear_requests(),
+            Backend::External(proxy) | Backend::Proxied { proxy, .. } => proxy.clear_requests(),
         }
     }
 
@@ -244,10 +271,12 @@ impl S3Store {
             panic!("the store's runtime is gone");
         };
         if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|scope| match scope.spawn(|| runtime.block_on(future)).join() {
-                Ok(output) => output,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
+            std::thread::scope(
+                |scope| match scope.spawn(|| runtime.block_on(future)).join() {
+                    Ok(output) => output,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+            )
         } else {
             runtime.block_on(future)
         }
@@ -271,7 +300,13 @@ impl S3Store {
     /// The object's bytes, `None` if it does not exist (or cannot be read).
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         let out = self
-            .block(self.client.get_object().bucket(&self.bucket).key(key).send())
+            .block(
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send(),
+            )
             .ok()?;
         self.block(out.body.collect())
             .ok()

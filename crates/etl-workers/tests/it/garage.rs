@@ -107,7 +107,12 @@ fn etl_by_key_then_an_idempotent_rerun_on_each_store() {
         assert_exit(&out, 0);
         assert!(stdout(&out).contains("up-to-date"), "{}", stdout(&out));
         let requests = store.requests();
-        assert_eq!(count(&requests, "HEAD"), 2, "{:?}: {requests:?}", store.kind());
+        assert_eq!(
+            count(&requests, "HEAD"),
+            2,
+            "{:?}: {requests:?}",
+            store.kind()
+        );
         assert_eq!(requests.len(), 2, "{:?}: {requests:?}", store.kind());
         assert_eq!(
             store.keys(&store.output("")).unwrap(),
@@ -219,7 +224,10 @@ fn a_sweep_of_up_to_date_objects_heads_outputs_only_where_the_listing_has_etags(
             StoreKind::Garage => 0,
             StoreKind::S3sFs => 3,
         };
-        assert_eq!(source_heads, expected_source_heads, "{kind:?}: {requests:?}");
+        assert_eq!(
+            source_heads, expected_source_heads,
+            "{kind:?}: {requests:?}"
+        );
         assert_eq!(requests.len(), 4 + expected_source_heads, "{requests:?}");
     }
 }
@@ -287,7 +295,12 @@ fn conditional_puts_s3s_fs_enforces_them_garage_ignores_them() {
         let key = store.input("c.txt");
         let first = store.put(&key, "first").unwrap();
         let absent = conditional_put(&store, &key, "second", None);
-        let stale = conditional_put(&store, &key, "third", Some("0123456789abcdef0123456789abcdef"));
+        let stale = conditional_put(
+            &store,
+            &key,
+            "third",
+            Some("0123456789abcdef0123456789abcdef"),
+        );
         let now = String::from_utf8(store.get(&key).unwrap()).unwrap();
         match store.kind() {
             StoreKind::S3sFs => {
@@ -304,7 +317,10 @@ fn conditional_puts_s3s_fs_enforces_them_garage_ignores_them() {
         // A PUT matching the current ETag succeeds everywhere.
         let current = store.head_etag(&key).unwrap();
         assert_eq!(current == first, store.kind() == StoreKind::S3sFs);
-        assert_eq!(conditional_put(&store, &key, "fourth", Some(&current)), Ok(()));
+        assert_eq!(
+            conditional_put(&store, &key, "fourth", Some(&current)),
+            Ok(())
+        );
     }
 }
 
@@ -398,7 +414,13 @@ fn multipart_etag(store: &S3Store, key: &str) -> String {
     let client = store.client();
     let bucket = store.bucket();
     let created = store
-        .block(client.create_multipart_upload().bucket(bucket).key(key).send())
+        .block(
+            client
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .send(),
+        )
         .unwrap();
     let upload_id = created.upload_id().unwrap().to_owned();
     let mut parts = Vec::new();
@@ -459,8 +481,7 @@ fn multipart_etags_end_in_the_part_count_on_each_store() {
 /// v1 (150,000 rows) is read slowly through the fault proxy while v2 (3 rows) is uploaded
 /// and converted; on Garage the conditional PUTs are ignored, so only the source re-checks
 /// keep v1's output from replacing v2's.
-fn slow_old_version_loses_on_garage(extra: &[&str]) {
-    let Some(store) = garage("race") else { return };
+fn slow_old_version_loses(store: &S3Store, extra: &[&str]) {
     let key = store.input("r.csv");
     let output = store.output("r.parquet");
     store.put(&key, csv_rows(150_000)).unwrap();
@@ -505,12 +526,28 @@ fn slow_old_version_loses_on_garage(extra: &[&str]) {
 
 #[test]
 fn garage_a_slow_old_version_never_replaces_a_newer_output() {
-    slow_old_version_loses_on_garage(&[]);
+    if let Some(store) = garage("race") {
+        slow_old_version_loses(&store, &[]);
+    }
 }
 
 #[test]
 fn garage_a_slow_old_version_loses_without_conditional_writes_too() {
-    slow_old_version_loses_on_garage(&["--conditional-writes", "off"]);
+    if let Some(store) = garage("raceoff") {
+        slow_old_version_loses(&store, &["--conditional-writes", "off"]);
+    }
+}
+
+/// The harness itself: the recording proxy forwards signed requests unchanged and the race
+/// scenarios run through it (on s3s-fs, where they also hold).
+#[test]
+fn the_race_scenarios_through_the_recording_proxy_on_s3s_fs() {
+    let store = S3Store::in_process_behind_proxy("proxied").unwrap();
+    slow_old_version_loses(&store, &[]);
+    let etag = multipart_etag(&store, &store.input("m.bin"));
+    assert!(etag.ends_with("-2"), "{etag}");
+    let store = S3Store::in_process_behind_proxy("proxiedagg").unwrap();
+    slow_aggregation_loses(&store);
 }
 
 /// A slow `agg` of the seed day while a file with a higher score arrives and a fast `agg`
@@ -518,10 +555,13 @@ fn garage_a_slow_old_version_loses_without_conditional_writes_too() {
 /// ends with the new file's row and an `agg.json` a rerun finds up to date.
 #[test]
 fn garage_a_slow_aggregation_never_leaves_an_older_result() {
-    let Some(store) = garage("aggrace") else {
-        return;
-    };
-    seed_day(&store);
+    if let Some(store) = garage("aggrace") {
+        slow_aggregation_loses(&store);
+    }
+}
+
+fn slow_aggregation_loses(store: &S3Store) {
+    seed_day(store);
     let folder = store.output("20230414/");
     let proxy = FaultProxy::start(store.address()).unwrap();
     proxy.set(Fault::Slow(Duration::from_millis(150)));
