@@ -88,7 +88,10 @@ for _ in $(seq 1 100); do
         cat "$STATE/garage.log" >&2 || true
         exit 1
     fi
-    node_id="$(g node id -q 2>/dev/null | cut -d@ -f1)" && [ -n "$node_id" ] && break
+    if g status >/dev/null 2>&1; then
+        node_id="$(g node id -q 2>/dev/null | cut -d@ -f1)"
+        [ -n "$node_id" ] && break
+    fi
     sleep 0.2
 done
 [ -n "$node_id" ] || { say "garage did not answer on its RPC port; log:" >&2; cat "$STATE/garage.log" >&2; exit 1; }
