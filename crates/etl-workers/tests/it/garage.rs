@@ -488,7 +488,7 @@ fn slow_old_version_loses(store: &S3Store, extra: &[&str]) {
     let proxy = FaultProxy::start(store.address()).unwrap();
     proxy.set(Fault::Slow(Duration::from_millis(2)));
     store.clear_requests();
-    let slow = command(&store, ETL)
+    let slow = command(store, ETL)
         .env("AWS_ENDPOINT_URL", proxy.endpoint())
         .args(["--bucket", store.bucket(), "--key", &key])
         .args(extra)
@@ -504,10 +504,10 @@ fn slow_old_version_loses(store: &S3Store, extra: &[&str]) {
         std::thread::sleep(Duration::from_millis(20));
     }
     store.put(&key, csv_rows(3)).unwrap();
-    let out = etl_key(&store, &key, extra);
+    let out = etl_key(store, &key, extra);
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("\"converted\""), "{}", stdout(&out));
-    assert_eq!(rows_of(&store, &output), 3);
+    assert_eq!(rows_of(store, &output), 3);
 
     let old = slow.wait_with_output().unwrap();
     assert_exit(&old, 0);
@@ -517,9 +517,9 @@ fn slow_old_version_loses(store: &S3Store, extra: &[&str]) {
         stdout(&old),
         stderr(&old)
     );
-    assert_eq!(rows_of(&store, &output), 3, "v1 replaced v2's output");
+    assert_eq!(rows_of(store, &output), 3, "v1 replaced v2's output");
     assert_eq!(store.keys(&store.output("")).unwrap(), [output]);
-    let out = etl_key(&store, &key, &[]);
+    let out = etl_key(store, &key, &[]);
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("up-to-date"), "{}", stdout(&out));
 }
@@ -566,7 +566,7 @@ fn slow_aggregation_loses(store: &S3Store) {
     let proxy = FaultProxy::start(store.address()).unwrap();
     proxy.set(Fault::Slow(Duration::from_millis(150)));
     store.clear_requests();
-    let slow = command(&store, AGG)
+    let slow = command(store, AGG)
         .env("AWS_ENDPOINT_URL", proxy.endpoint())
         .args(["--bucket", store.bucket(), "--prefix", &folder])
         .stdout(Stdio::piped())
@@ -582,8 +582,8 @@ fn slow_aggregation_loses(store: &S3Store) {
     }
     let newest = store.input("20230414/4.csv");
     store.put(&newest, "10,zzz,500\n").unwrap();
-    assert_exit(&etl_key(&store, &newest, &[]), 0);
-    let fast = command(&store, AGG)
+    assert_exit(&etl_key(store, &newest, &[]), 0);
+    let fast = command(store, AGG)
         .args(["--bucket", store.bucket(), "--prefix", &folder])
         .output()
         .unwrap();
@@ -603,7 +603,7 @@ fn slow_aggregation_loses(store: &S3Store) {
     assert_eq!(report["files"], 4);
     let txt = String::from_utf8(store.get(&format!("{folder}agg.txt")).unwrap()).unwrap();
     assert!(txt.contains("zzz") && txt.contains("500"), "{txt}");
-    let out = command(&store, AGG)
+    let out = command(store, AGG)
         .args(["--bucket", store.bucket(), "--prefix", &folder])
         .output()
         .unwrap();
