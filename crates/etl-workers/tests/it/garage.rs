@@ -610,3 +610,41 @@ fn slow_aggregation_loses(store: &S3Store) {
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("up-to-date"), "{}", stdout(&out));
 }
+
+/// The SDK sends a CRC32 with every PUT; whether HEAD (checksum mode on) gives it back.
+#[test]
+fn put_checksums_come_back_on_head_on_each_store() {
+    for store in stores("checksum") {
+        let key = store.input("k.txt");
+        let put = store
+            .block(
+                store
+                    .client()
+                    .put_object()
+                    .bucket(store.bucket())
+                    .key(&key)
+                    .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+                    .body(ByteStream::from_static(b"checksummed"))
+                    .send(),
+            )
+            .unwrap();
+        let sent = put.checksum_crc32().map(str::to_owned);
+        let head = store
+            .block(
+                store
+                    .client()
+                    .head_object()
+                    .bucket(store.bucket())
+                    .key(&key)
+                    .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+                    .send(),
+            )
+            .unwrap();
+        assert!(
+            sent.is_some(),
+            "{:?}: no checksum in the PUT's answer",
+            store.kind()
+        );
+        assert_eq!(head.checksum_crc32(), sent.as_deref(), "{:?}", store.kind());
+    }
+}
