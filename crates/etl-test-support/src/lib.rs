@@ -3,6 +3,7 @@
 //! Each server runs on its own thread and runtime, listens on an ephemeral port, records
 //! what it was asked, and stops when dropped.
 
+pub mod external_s3;
 pub mod ftp;
 pub mod ftp_count;
 pub mod ftp_cut;

@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod ftp_etl;
 mod ftp_watch;
+mod garage;
 mod notify;
 mod race;
 mod security;
