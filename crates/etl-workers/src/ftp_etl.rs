@@ -22,11 +22,11 @@ Examples:
   FTP_HOST=ftp.example.com FTP_USER=etl FTP_PASSWD=... S3_BUCKET=etlproj \\
     ftp-etl --event eyJuYW1lIjoidGVzdC5jc3YiLCJzeiI6MzAsImR0IjoiMjAyMy0wNC0xNFQwMTowMjowM1oifQ==
 
-  # a remote path
+  # a remote path (FTP_* and S3_BUCKET as above)
   ftp-etl --path /upload/test.csv
 
   # what would happen, without I/O
-  ftp-etl --event '{\"name\":\"test.csv\"}' --dry-run
+  S3_BUCKET=etlproj ftp-etl --event '{\"name\":\"test.csv\"}' --dry-run
 
 The output key is S3_PREFIX + the file's name relative to the watched folder, with the
 format's extension: test.csv -> output/test.parquet. S3 settings come from the AWS SDK's
