@@ -15,11 +15,11 @@ pub use error::classify_response;
 pub use error::{Error, Result};
 pub use objects::{
     ListedObject, ObjectInfo, PutCondition, delete_object, get_object, get_object_pinned,
-    get_range, get_range_pinned, head_object, list_objects, put_bytes,
+    get_range, get_range_pinned, head_object, list_objects, list_page, put_bytes,
 };
 pub use upload::{
-    Chunk, Gate, Publish, PutOutcome, PutRequest, UploadWriter, put_stream, put_stream_with,
-    upload_channel,
+    Chunk, PutOutcome, PutRequest, UploadWriter, abort_multipart, complete_multipart,
+    create_multipart, upload_channel, upload_part,
 };
 
 /// An ETag without the quotes S3 puts around it (notifications carry it bare).

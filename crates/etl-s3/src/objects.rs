@@ -170,6 +170,41 @@ pub async fn list_objects(
     Ok(objects)
 }
 
+/// One page of a listing (up to 1,000 keys, in key order) and the token of the next page.
+pub async fn list_page(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    token: Option<&str>,
+) -> Result<(Vec<ListedObject>, Option<String>)> {
+    let page = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .set_continuation_token(token.map(str::to_owned))
+        .send()
+        .await
+        .map_err(|e| Error::request("ListObjectsV2", bucket, prefix, e))?;
+    let mut objects: Vec<ListedObject> = page
+        .contents()
+        .iter()
+        .filter_map(|object| {
+            Some(ListedObject {
+                key: object.key()?.to_owned(),
+                size: object.size().map_or(0, |n| n.max(0) as u64),
+                etag: object.e_tag().map(bare_etag).unwrap_or_default(),
+                last_modified: object.last_modified().map(|t| t.secs()),
+            })
+        })
+        .collect();
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    let next = page
+        .next_continuation_token()
+        .filter(|_| page.is_truncated() == Some(true))
+        .map(str::to_owned);
+    Ok((objects, next))
+}
+
 /// A condition on a write, so that concurrent writers cannot overwrite each other blindly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum PutCondition {
@@ -187,7 +222,7 @@ pub async fn put_bytes(
     client: &Client,
     bucket: &str,
     key: &str,
-    body: Vec<u8>,
+    body: impl Into<Bytes>,
     content_type: &str,
     condition: &PutCondition,
     metadata: &[(String, String)],
@@ -197,15 +232,14 @@ pub async fn put_bytes(
         .bucket(bucket)
         .key(key)
         .content_type(content_type)
-        .body(ByteStream::from(body));
+        .body(ByteStream::from(body.into()));
     for (name, value) in metadata {
         request = request.metadata(name, value);
     }
-    request = match condition {
-        PutCondition::None => request,
-        PutCondition::Absent => request.if_none_match("*"),
-        PutCondition::Matches(etag) => request.if_match(quoted(etag)),
-    };
+    let (if_match, if_none_match) = crate::upload::condition_headers(condition);
+    request = request
+        .set_if_match(if_match)
+        .set_if_none_match(if_none_match);
     let out = request
         .send()
         .await

@@ -388,36 +388,37 @@ async fn convert_all(
 ) -> anyhow::Result<ExitStatus> {
     let single = jobs.len() == 1 && args.prefix.is_none();
     let total = jobs.len();
+    let first = jobs
+        .first()
+        .map(|job| (job.output_key.clone(), job.output_bucket.clone()));
     let progress = Progress::new(total);
-    let progress = &progress;
     crate::shutdown::listen();
-    let results: Vec<(Job, anyhow::Result<Outcome>)> = futures_util::stream::iter(jobs)
+    let protocol = pipeline::Protocol {
+        force: args.force,
+        conditional_writes: args.conditional_writes == "on",
+    };
+    // Results stream in completion order; only counters and the first failures are kept.
+    let mut finished = futures_util::stream::iter(jobs)
         // After a stop request, no new object is started.
         .take_while(|_| std::future::ready(!crate::shutdown::requested()))
         .map(|job| async move {
-            let object = job.object();
-            let protocol = pipeline::Protocol {
-                force: args.force,
-                conditional_writes: args.conditional_writes == "on",
-            };
-            let outcome = pipeline::convert_object(client, &object, options, protocol).await;
-            progress.done(&job, &outcome);
+            let outcome = pipeline::convert_object(client, &job.object(), options, protocol).await;
             (job, outcome)
         })
-        .buffered(usize::from(args.jobs))
-        .collect()
-        .await;
-    progress.finish();
+        .buffer_unordered(usize::from(args.jobs));
 
+    let mut done = 0usize;
     let mut rows = 0u64;
     let mut bad_rows = 0u64;
     let mut converted = 0usize;
     let mut up_to_date = 0usize;
     let mut superseded = 0usize;
-    let mut failures: Vec<(String, String, ErrorClass)> = Vec::new();
-    let mut stdout = std::io::stdout().lock();
-    for (job, outcome) in &results {
-        let status = match outcome {
+    let mut failures = Failures::default();
+    let mut single_error = None;
+    while let Some((job, outcome)) = finished.next().await {
+        done += 1;
+        progress.done(&job, &outcome);
+        let status = match &outcome {
             Ok(Outcome::Converted {
                 rows: r, rejected, ..
             }) => {
@@ -435,23 +436,18 @@ async fn convert_all(
                 json!({"status": "superseded", "reason": reason})
             }
             Ok(Outcome::KnownBad { reason }) => {
-                failures.push((
-                    pipeline::s3_uri(&job.bucket, &job.key),
+                failures.push(
                     format!(
                         "{} (unchanged since found bad): {reason}",
                         pipeline::s3_uri(&job.bucket, &job.key)
                     ),
                     ErrorClass::BadInput,
-                ));
+                );
                 json!({"status": "bad", "error": reason})
             }
             Err(error) => {
                 let message = format!("{error:#}");
-                failures.push((
-                    pipeline::s3_uri(&job.bucket, &job.key),
-                    message.clone(),
-                    class_of(error),
-                ));
+                failures.push(message.clone(), class_of(error));
                 json!({"status": "failed", "error": message})
             }
         };
@@ -462,12 +458,17 @@ async fn convert_all(
         if let (Some(line), Some(status)) = (line.as_object_mut(), status.as_object()) {
             line.extend(status.clone());
         }
-        writeln!(stdout, "{line}").context("writing to stdout")?;
+        progress.clear();
+        writeln!(std::io::stdout().lock(), "{line}").context("writing to stdout")?;
+        if single && let Err(error) = outcome {
+            single_error = Some(error);
+        }
     }
-    drop(stdout);
+    drop(finished);
+    progress.finish();
 
     let interrupted = crate::shutdown::requested();
-    let not_started = total - results.len();
+    let not_started = total - done;
     if total != 1 || args.prefix.is_some() || interrupted {
         tracing::info!(
             objects = total,
@@ -475,15 +476,14 @@ async fn convert_all(
             converted,
             up_to_date,
             superseded,
-            failed = failures.len(),
+            failed = failures.count,
             rows,
             bad_rows,
             "summary"
         );
     }
     if let Some(dir) = &args.result_dir {
-        let first = results.first().map(|(job, _)| job);
-        let status = if !failures.is_empty() || interrupted {
+        let status = if failures.count > 0 || interrupted {
             "failed"
         } else if total == 0 {
             "nothing-to-do"
@@ -503,52 +503,77 @@ async fn convert_all(
                 ("status", status.to_owned()),
                 (
                     "output_key",
-                    first.map(|j| j.output_key.clone()).unwrap_or_default(),
+                    first.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
                 ),
                 (
                     "output_bucket",
-                    first.map(|j| j.output_bucket.clone()).unwrap_or_default(),
+                    first.as_ref().map(|f| f.1.clone()).unwrap_or_default(),
                 ),
                 (
                     "error",
-                    failures.first().map(|f| f.1.clone()).unwrap_or_default(),
+                    failures.messages.first().cloned().unwrap_or_default(),
                 ),
             ],
         )?;
     }
 
-    if failures.is_empty() && !interrupted {
+    if failures.count == 0 && !interrupted {
         return Ok(ExitStatus::Success);
     }
-    if failures.is_empty() {
+    if failures.count == 0 {
         // Stopped by a signal: what finished is reported, the rest is for a rerun.
         return Ok(ExitStatus::Retryable);
     }
-    if single && let Some((_, Err(error))) = results.into_iter().next() {
+    if let Some(error) = single_error {
         return Err(error);
     }
     // A retry helps if any failure was transient: the bad files fail again, harmlessly.
-    let class = if failures.iter().any(|f| f.2 == ErrorClass::Retryable) {
+    let class = if failures.retryable {
         ErrorClass::Retryable
     } else {
         ErrorClass::BadInput
     };
-    let names: Vec<String> = failures.iter().map(|f| f.1.clone()).collect();
+    let mut names = failures.messages.join("; ");
+    if failures.count > failures.messages.len() {
+        names.push_str(&format!(
+            "; and {} more (see the lines above)",
+            failures.count - failures.messages.len()
+        ));
+    }
     Err(Reported {
-        message: format!(
-            "{} of {total} objects failed: {}",
-            failures.len(),
-            names.join("; ")
-        ),
+        message: format!("{} of {total} objects failed: {names}", failures.count),
         class,
     }
     .into())
 }
 
+/// Failures of a sweep: counted, with the first few messages kept for the summary.
+#[derive(Default)]
+struct Failures {
+    count: usize,
+    retryable: bool,
+    messages: Vec<String>,
+}
+
+impl Failures {
+    /// Messages kept for the final summary; every failure has its own line on stdout.
+    const KEPT: usize = 20;
+
+    fn push(&mut self, message: String, class: ErrorClass) {
+        self.count += 1;
+        self.retryable |= class == ErrorClass::Retryable;
+        if self.messages.len() < Self::KEPT {
+            self.messages.push(message);
+        }
+    }
+}
+
 /// A progress line for sweeps on a terminal; plain log lines otherwise.
 struct Progress {
     total: usize,
-    done: std::sync::atomic::AtomicUsize,
+    done: std::cell::Cell<usize>,
+    /// Characters of the line drawn last (0: none on screen).
+    drawn: std::cell::Cell<usize>,
     bar: bool,
 }
 
@@ -557,38 +582,64 @@ impl Progress {
         use std::io::IsTerminal as _;
         Progress {
             total,
-            done: std::sync::atomic::AtomicUsize::new(0),
+            done: std::cell::Cell::new(0),
+            drawn: std::cell::Cell::new(0),
             bar: total > 1 && std::io::stderr().is_terminal(),
         }
     }
 
     fn done(&self, job: &Job, outcome: &anyhow::Result<Outcome>) {
-        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let done = self.done.get() + 1;
+        self.done.set(done);
         // Failures are always logged; successes only without a bar.
         if !self.bar || outcome.is_err() {
-            if self.bar {
-                eprint!("\r\x1b[2K");
-            }
+            self.clear();
             log_outcome(job, outcome);
         }
         if self.bar {
-            let width = 30;
-            let filled = done * width / self.total.max(1);
-            eprint!(
-                "\r[{}{}] {done}/{} {}",
-                "#".repeat(filled),
-                " ".repeat(width - filled),
-                self.total,
-                job.key
-            );
+            let line = progress_line(done, self.total, &job.key);
+            eprint!("{}", redraw(&line, self.drawn.get()));
+            self.drawn.set(line.chars().count());
+        }
+    }
+
+    /// Removes the line from the terminal before other output.
+    fn clear(&self) {
+        if self.bar && self.drawn.get() > 0 {
+            eprint!("{}", redraw("", self.drawn.get()));
+            self.drawn.set(0);
         }
     }
 
     fn finish(&self) {
-        if self.bar {
+        if self.bar && self.drawn.get() > 0 {
             eprintln!();
         }
     }
+}
+
+/// `[#####     ] 12/40 key`.
+fn progress_line(done: usize, total: usize, key: &str) -> String {
+    let width = 30;
+    let filled = (done * width / total.max(1)).min(width);
+    format!(
+        "[{}{}] {done}/{total} {key}",
+        "#".repeat(filled),
+        " ".repeat(width - filled)
+    )
+}
+
+/// What redraws `line` over a line of `previous` characters: back to the start, the new
+/// text, blanks over what the longer old line had beyond it, back again.
+fn redraw(line: &str, previous: usize) -> String {
+    let len = line.chars().count();
+    let mut out = format!("\r{line}");
+    if previous > len {
+        out.push_str(&" ".repeat(previous - len));
+        out.push('\r');
+        out.push_str(line);
+    }
+    out
 }
 
 fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
@@ -615,37 +666,7 @@ fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
     }
 }
 
-/// Conversions run again after a column had to widen, at most (each run widens at least
-/// one column as far as the whole rest of the input needs).
-pub const MAX_WIDENINGS: usize = 4;
-
-/// The widening a failed conversion asks for, if that is why it failed.
-pub fn widening_of(error: &anyhow::Error) -> Option<&etl_convert::Widening> {
-    error.chain().find_map(|cause| match cause.downcast_ref() {
-        Some(etl_convert::Error::Widened(widening)) => Some(&**widening),
-        _ => None,
-    })
-}
-
-/// Logs a widening and returns the options to convert again with.
-pub fn widened(
-    source: &str,
-    options: &ConvertOptions,
-    widening: &etl_convert::Widening,
-) -> ConvertOptions {
-    tracing::warn!(
-        source,
-        line = widening.line,
-        column = %widening.column,
-        from = widening.from.name(),
-        to = widening.to.name(),
-        "a value does not fit the type inferred from the sample: converting again with the column widened"
-    );
-    ConvertOptions {
-        schema: Some(widening.schema.clone()),
-        ..options.clone()
-    }
-}
+pub use etl_protocol::convert::{MAX_WIDENINGS, widened, widening_of};
 
 /// Options for a local file: types also inferred from chunks further into the file
 /// (plain files only: a compressed one is sampled from its start).
@@ -902,7 +923,7 @@ impl<W: std::io::Write> std::io::Write for PipeWatch<W> {
 
 #[cfg(test)]
 mod suggested_resources_tests {
-    use super::suggested_resources;
+    use super::{progress_line, redraw, suggested_resources};
 
     /// Millicores or bytes of the quantities the tiers use ("250m", "2", "64Mi", "1Gi").
     fn quantity(text: &str) -> u64 {
@@ -941,5 +962,46 @@ mod suggested_resources_tests {
         }
         assert_eq!(suggested_resources(2 << 30)["requests"]["cpu"], "2");
         assert_eq!(suggested_resources(0)["requests"]["cpu"], "250m");
+    }
+
+    /// The visible text of a terminal line after `output` (`\r` returns to the start).
+    fn screen(output: &str) -> String {
+        let mut line: Vec<char> = Vec::new();
+        let mut cursor = 0;
+        for c in output.chars() {
+            if c == '\r' {
+                cursor = 0;
+            } else {
+                if cursor < line.len() {
+                    line[cursor] = c;
+                } else {
+                    line.push(c);
+                }
+                cursor += 1;
+            }
+        }
+        line.into_iter().collect::<String>().trim_end().to_owned()
+    }
+
+    #[test]
+    fn the_progress_line_leaves_nothing_of_a_longer_earlier_key() {
+        let long = progress_line(1, 3, "input/20230414/a-very-long-file-name.csv");
+        let short = progress_line(2, 3, "b.csv");
+        let drawn = format!(
+            "{}{}",
+            redraw(&long, 0),
+            redraw(&short, long.chars().count())
+        );
+        assert_eq!(screen(&drawn), short);
+        assert!(!screen(&drawn).contains("long"));
+        // Cleared before a log line: nothing of the bar is left.
+        let cleared = format!("{drawn}{}", redraw("", short.chars().count()));
+        assert_eq!(screen(&cleared), "");
+        // A longer line over a shorter one needs no blanks.
+        assert_eq!(redraw(&long, short.chars().count()), format!("\r{long}"));
+        assert_eq!(
+            progress_line(3, 3, "c.csv"),
+            format!("[{}] 3/3 c.csv", "#".repeat(30))
+        );
     }
 }

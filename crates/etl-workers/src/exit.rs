@@ -32,7 +32,10 @@ pub fn class_of(error: &anyhow::Error) -> ErrorClass {
         if let Some(e) = cause.downcast_ref::<UsageError>() {
             return e.class();
         }
-        if let Some(e) = cause.downcast_ref::<crate::pipeline::OutputTaken>() {
+        if let Some(e) = cause.downcast_ref::<etl_protocol::OutputTaken>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<etl_protocol::agg::NoValues>() {
             return e.class();
         }
         if let Some(e) = cause.downcast_ref::<Reported>() {

@@ -2,22 +2,8 @@
 //! started, conversions in flight are interrupted (their uploads aborted), what finished is
 //! reported; a second signal exits at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use etl_error::ExitStatus;
-
-static REQUESTED: AtomicBool = AtomicBool::new(false);
-
-/// Whether a stop was requested.
-pub fn requested() -> bool {
-    REQUESTED.load(Ordering::Relaxed)
-}
-
-/// The error a conversion in flight fails with once a stop was requested.
-pub fn interrupted() -> std::io::Error {
-    // Not `Interrupted`: readers retry that kind forever.
-    std::io::Error::other("stopped by a signal before the end; nothing was published")
-}
+pub use etl_protocol::shutdown::{interrupted, requested};
 
 /// Listens for SIGTERM and SIGINT in the background (call inside the runtime).
 pub fn listen() {
@@ -36,7 +22,7 @@ pub fn listen() {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
                 }
-                if REQUESTED.swap(true, Ordering::Relaxed) {
+                if etl_protocol::shutdown::request() {
                     tracing::warn!("second signal: exiting now");
                     std::process::exit(i32::from(ExitStatus::Retryable.code()));
                 }

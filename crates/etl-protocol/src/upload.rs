@@ -1,0 +1,172 @@
+//! Streaming upload that publishes the object whole or not at all: one PUT for small
+//! outputs, a multipart upload for large ones, published only after [`Chunk::End`].
+//!
+//! If the producer stops early, or a check before publishing fails, the multipart upload
+//! is aborted.
+
+use bytes::{Bytes, BytesMut};
+use etl_s3::{Chunk, Error, PutCondition, PutOutcome, PutRequest, Result};
+use tokio::sync::mpsc;
+
+use crate::store::ObjectStore;
+
+/// A check run right before the object is published (the single PUT or the
+/// `CompleteMultipartUpload`): `Err(reason)` withholds the upload.
+pub type Gate = Box<
+    dyn FnOnce() -> futures_util::future::BoxFuture<'static, std::result::Result<(), String>>
+        + Send,
+>;
+
+/// How an upload is published: a condition on the write and a last check before it.
+#[derive(Default)]
+pub struct Publish {
+    /// `If-None-Match: *` or `If-Match` on the PUT or `CompleteMultipartUpload`.
+    pub condition: PutCondition,
+    /// Run just before publishing; a store that ignores conditional writes still gets
+    /// this check.
+    pub gate: Option<Gate>,
+}
+
+/// Uploads what arrives on `chunks`; publishes only after [`Chunk::End`].
+pub async fn put_stream<S: ObjectStore>(
+    store: &S,
+    request: &PutRequest,
+    chunks: mpsc::Receiver<Chunk>,
+) -> Result<PutOutcome> {
+    put_stream_with(store, request, chunks, Publish::default()).await
+}
+
+/// [`put_stream`] with a write condition and a check before publishing. A lost condition
+/// is an [`Error::is_precondition_failed`] error; a failed check is [`Error::Withheld`].
+pub async fn put_stream_with<S: ObjectStore>(
+    store: &S,
+    request: &PutRequest,
+    mut chunks: mpsc::Receiver<Chunk>,
+    publish: Publish,
+) -> Result<PutOutcome> {
+    let part_size = store.part_size().max(1);
+    let mut pending = BytesMut::new();
+    let mut multipart: Option<Multipart> = None;
+    let mut size = 0u64;
+    loop {
+        match chunks.recv().await {
+            Some(Chunk::Data(data)) => {
+                size += data.len() as u64;
+                pending.extend_from_slice(&data);
+                while pending.len() >= part_size {
+                    let part = pending.split_to(part_size).freeze();
+                    let upload = match multipart.as_mut() {
+                        Some(upload) => upload,
+                        None => multipart.insert(Multipart::create(store, request).await?),
+                    };
+                    if let Err(error) = upload.send_part(store, part).await {
+                        upload.abort(store).await;
+                        return Err(error);
+                    }
+                }
+            }
+            Some(Chunk::End) => break,
+            None => {
+                drop(chunks);
+                if let Some(upload) = multipart {
+                    upload.abort(store).await;
+                }
+                return Err(Error::Abandoned {
+                    bucket: request.bucket.clone(),
+                    key: request.key.clone(),
+                });
+            }
+        }
+    }
+    drop(chunks);
+    if let Some(upload) = multipart.as_mut()
+        && !pending.is_empty()
+        && let Err(error) = upload.send_part(store, pending.split().freeze()).await
+    {
+        upload.abort(store).await;
+        return Err(error);
+    }
+    if let Some(gate) = publish.gate
+        && let Err(reason) = gate().await
+    {
+        if let Some(upload) = multipart {
+            upload.abort(store).await;
+        }
+        return Err(Error::Withheld {
+            bucket: request.bucket.clone(),
+            key: request.key.clone(),
+            reason,
+        });
+    }
+    match multipart {
+        None => {
+            let etag = store
+                .put(request, pending.freeze(), &publish.condition)
+                .await?;
+            Ok(PutOutcome {
+                etag,
+                size,
+                parts: 1,
+            })
+        }
+        Some(upload) => {
+            let parts = upload.parts.len() as u32;
+            let etag = upload.complete(store, &publish.condition).await?;
+            Ok(PutOutcome { etag, size, parts })
+        }
+    }
+}
+
+struct Multipart {
+    bucket: String,
+    key: String,
+    upload_id: String,
+    parts: Vec<(u32, String)>,
+}
+
+impl Multipart {
+    async fn create<S: ObjectStore>(store: &S, request: &PutRequest) -> Result<Multipart> {
+        Ok(Multipart {
+            bucket: request.bucket.clone(),
+            key: request.key.clone(),
+            upload_id: store.create_multipart(request).await?,
+            parts: Vec::new(),
+        })
+    }
+
+    async fn send_part<S: ObjectStore>(&mut self, store: &S, data: Bytes) -> Result<()> {
+        let number = self.parts.len() as u32 + 1;
+        let etag = store
+            .upload_part(&self.bucket, &self.key, &self.upload_id, number, data)
+            .await?;
+        self.parts.push((number, etag));
+        Ok(())
+    }
+
+    async fn complete<S: ObjectStore>(self, store: &S, condition: &PutCondition) -> Result<String> {
+        let result = store
+            .complete_multipart(
+                &self.bucket,
+                &self.key,
+                &self.upload_id,
+                &self.parts,
+                condition,
+            )
+            .await;
+        if result.is_err() {
+            self.abort(store).await;
+        }
+        result
+    }
+
+    /// Best effort: a failed abort leaves parts that a bucket lifecycle rule cleans up,
+    /// never a visible object.
+    async fn abort<S: ObjectStore>(&self, store: &S) {
+        if let Err(error) = store
+            .abort_multipart(&self.bucket, &self.key, &self.upload_id)
+            .await
+        {
+            tracing::warn!(bucket = %self.bucket, key = %self.key, %error, "aborting the multipart upload failed");
+        }
+    }
+}
