@@ -373,9 +373,21 @@ pub struct ObjectJob<'a> {
 pub struct Protocol {
     /// Convert even when the output records this version.
     pub force: bool,
-    /// Send `If-None-Match` / `If-Match` on the publishing write (off for stores that
-    /// reject them; the source re-check before and after publishing holds either way).
-    pub conditional_writes: bool,
+    /// Whether to send `If-None-Match` / `If-Match` on the publishing write (the source
+    /// re-check before and after publishing holds either way).
+    pub conditional_writes: ConditionalWrites,
+}
+
+/// `--conditional-writes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionalWrites {
+    /// Always send the conditions.
+    On,
+    /// Never (stores that reject them).
+    Off,
+    /// Send them where the store enforces them: probed once per process, before the
+    /// first write (see [`crate::probe`]).
+    Auto,
 }
 
 /// Rounds of plan → convert → publish before giving up (exit 1) when the output keeps
@@ -569,7 +581,16 @@ async fn convert_version<S: ObjectStore>(
         metadata: record.user_metadata(options),
     };
     let footer = record.footer_metadata(options);
-    let condition = match (protocol.conditional_writes, existing) {
+    let conditional_writes = match protocol.conditional_writes {
+        ConditionalWrites::On => true,
+        ConditionalWrites::Off => false,
+        ConditionalWrites::Auto => crate::probe::enforced_once(client, job.target_bucket)
+            .await
+            .map_err(|e| {
+                anyhow::Error::from(e).context("probing the store for conditional writes")
+            })?,
+    };
+    let condition = match (conditional_writes, existing) {
         (false, _) => PutCondition::None,
         (true, None) => PutCondition::Absent,
         (true, Some(existing)) => PutCondition::Matches(existing.etag.clone().unwrap_or_default()),

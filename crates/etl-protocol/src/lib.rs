@@ -5,10 +5,12 @@
 //! - [`upload`]: streaming upload published whole or not at all;
 //! - [`convert`]: plan, pinned read, conversion, conditional publish, bad-input markers;
 //! - [`agg`]: settle, list, read, commit `agg.txt` then `agg.json`;
+//! - [`probe`]: does the store enforce conditional writes;
 //! - [`shutdown`]: the stop request the binaries set on SIGTERM.
 
 pub mod agg;
 pub mod convert;
+pub mod probe;
 pub mod shutdown;
 pub mod store;
 pub mod upload;

@@ -10,7 +10,8 @@ use etl_convert::{BadRows, ConvertOptions, OutputFormat};
 use etl_error::{Classify, ErrorClass};
 use etl_protocol::agg::{AggOptions, FolderOutcome, aggregate_folder};
 use etl_protocol::convert::{
-    ObjectJob, Outcome, Protocol, bad_marker_key, convert_object, quarantine_key, source_keys,
+    ConditionalWrites, ObjectJob, Outcome, Protocol, bad_marker_key, convert_object,
+    quarantine_key, source_keys,
 };
 use support::{Fault, MemStore};
 
@@ -86,7 +87,11 @@ async fn convert(store: &MemStore, conditional_writes: bool) -> anyhow::Result<O
     };
     let protocol = Protocol {
         force: false,
-        conditional_writes,
+        conditional_writes: if conditional_writes {
+            ConditionalWrites::On
+        } else {
+            ConditionalWrites::Off
+        },
     };
     convert_object(store, &job, &options(), protocol).await
 }

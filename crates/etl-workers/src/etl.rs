@@ -99,8 +99,9 @@ pub struct EtlArgs {
     #[arg(long, env = env_vars::ETL_FORCE, value_parser = clap::builder::BoolishValueParser::new())]
     pub force: bool,
     /// Publish with If-None-Match / If-Match (on), or rely only on re-checking the source
-    /// before and after publishing (off: for stores that refuse conditional writes).
-    #[arg(long, env = env_vars::ETL_CONDITIONAL_WRITES, default_value = "on", value_parser = ["on", "off"])]
+    /// before and after publishing (off: for stores that refuse conditional writes); auto
+    /// probes the output bucket once (a scratch key under .etl/probe/, deleted after).
+    #[arg(long, env = env_vars::ETL_CONDITIONAL_WRITES, default_value = "auto", value_parser = ["auto", "on", "off"])]
     pub conditional_writes: String,
     /// Concurrent conversions.
     #[arg(long, env = env_vars::ETL_JOBS, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -393,9 +394,14 @@ async fn convert_all(
         .map(|job| (job.output_key.clone(), job.output_bucket.clone()));
     let progress = Progress::new(total);
     crate::shutdown::listen();
+    let conditional_writes = match args.conditional_writes.as_str() {
+        "on" => pipeline::ConditionalWrites::On,
+        "off" => pipeline::ConditionalWrites::Off,
+        _ => pipeline::ConditionalWrites::Auto,
+    };
     let protocol = pipeline::Protocol {
         force: args.force,
-        conditional_writes: args.conditional_writes == "on",
+        conditional_writes,
     };
     // Results stream in completion order; only counters and the first failures are kept.
     let mut finished = futures_util::stream::iter(jobs)

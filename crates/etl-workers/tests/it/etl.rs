@@ -634,3 +634,44 @@ fn two_sources_for_one_output_key_are_refused_before_any_write() {
         .unwrap();
     assert_eq!(no.value(0), 1);
 }
+
+/// A sweep prints one line per object as each finishes (completion order) and keeps only
+/// counters for its summary.
+#[test]
+fn a_sweep_over_two_thousand_objects_prints_a_line_for_each() {
+    let t = TestContext::new();
+    for n in 0..2000 {
+        t.put(
+            &format!("input/many/{n:04}.csv"),
+            format!("id,v\n{n},x{n}\n"),
+        );
+    }
+    let out = t
+        .command(ETL)
+        .args([
+            "--bucket",
+            BUCKET,
+            "--prefix",
+            "input/many/",
+            "--format",
+            "jsonl",
+            "--jobs",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2000);
+    let keys: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l["key"].as_str()).collect();
+    assert_eq!(keys.len(), 2000);
+    assert!(lines.iter().all(|l| l["status"] == "converted"));
+    // One listing page holds 1,000 keys.
+    assert_eq!(t.keys("output/many/0").len(), 1000);
+    assert_eq!(t.keys("output/many/1").len(), 1000);
+    assert!(stderr(&out).contains("converted=2000"), "{}", stderr(&out));
+}

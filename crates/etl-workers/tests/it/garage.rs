@@ -50,6 +50,8 @@ fn command(store: &S3Store, binary: &str) -> Command {
     }
     command.envs(store.env());
     command.env("ETL_LOG_FORMAT", "text");
+    // As before the probe existed; `auto` has its own tests below.
+    command.env("ETL_CONDITIONAL_WRITES", "on");
     command
 }
 
@@ -531,6 +533,64 @@ fn slow_old_version_loses(store: &S3Store, extra: &[&str]) {
 fn garage_a_slow_old_version_never_replaces_a_newer_output() {
     if let Some(store) = garage("race") {
         slow_old_version_loses(&store, &[]);
+    }
+}
+
+#[test]
+fn garage_a_slow_old_version_loses_with_conditional_writes_auto() {
+    if let Some(store) = garage("raceauto") {
+        slow_old_version_loses(&store, &["--conditional-writes", "auto"]);
+    }
+}
+
+/// `--conditional-writes auto` probes once, before the first write: s3s-fs enforces
+/// conditional PUTs, Garage does not; the scratch key is gone afterwards, and a run with
+/// nothing to write does not probe.
+#[test]
+fn conditional_writes_auto_probes_the_store_once_and_cleans_up() {
+    for store in stores("probe") {
+        let key = store.input("p.csv");
+        store.put(&key, csv_rows(5)).unwrap();
+        store.clear_requests();
+        let out = etl_key(&store, &key, &["--conditional-writes", "auto"]);
+        assert_exit(&out, 0);
+        let expected = match store.kind() {
+            StoreKind::Garage => "enforced=false",
+            _ => "enforced=true",
+        };
+        assert!(
+            stderr(&out).contains(expected),
+            "{:?}: {}",
+            store.kind(),
+            stderr(&out)
+        );
+        let probes: Vec<RecordedRequest> = store
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains(".etl/probe/"))
+            .collect();
+        assert_eq!(count(&probes, "PUT"), 2, "{probes:?}");
+        assert_eq!(count(&probes, "DELETE"), 1, "{probes:?}");
+        let listed = store.list(".etl/probe/").unwrap();
+        assert!(
+            probes.iter().all(|p| listed
+                .iter()
+                .all(|(key, _)| !p.path.ends_with(key.as_str()))),
+            "the scratch key is deleted: {listed:?}"
+        );
+        assert_eq!(rows_of(&store, &store.output("p.parquet")), 5);
+
+        store.clear_requests();
+        let again = etl_key(&store, &key, &["--conditional-writes", "auto"]);
+        assert_exit(&again, 0);
+        assert!(stdout(&again).contains("up-to-date"), "{}", stdout(&again));
+        assert!(
+            store
+                .requests()
+                .iter()
+                .all(|r| !r.path.contains(".etl/probe/")),
+            "an up-to-date run does not probe"
+        );
     }
 }
 

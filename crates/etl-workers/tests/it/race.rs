@@ -89,6 +89,11 @@ fn a_slow_old_version_loses_without_conditional_writes_too() {
 }
 
 #[test]
+fn a_slow_old_version_loses_with_conditional_writes_auto() {
+    slow_old_version_loses(&["--conditional-writes", "auto"]);
+}
+
+#[test]
 fn a_replayed_old_event_costs_heads_not_a_conversion() {
     let t = TestContext::new();
     t.put("input/e.csv", csv_rows(10));

@@ -89,6 +89,8 @@ impl TestContext {
         }
         command.envs(self.s3.env());
         command.env("ETL_LOG_FORMAT", "text");
+        // Request counts below assume no probe; the probe has its own tests (auto).
+        command.env("ETL_CONDITIONAL_WRITES", "on");
         command.current_dir(self.dir.path());
         command
     }
