@@ -253,6 +253,32 @@ impl S3Store {
         }
     }
 
+    /// Hangs the `n`th request from now (stores behind the recording proxy only).
+    pub fn cut_at(&self, n: usize, cut: Cut) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::InProcess(_) => anyhow::bail!("cut_at needs a store behind the proxy"),
+            Backend::External(proxy) | Backend::Proxied { proxy, .. } => {
+                proxy.cut_at(n, cut);
+                Ok(())
+            }
+        }
+    }
+
+    /// The request cut, once it arrived.
+    pub fn cut_hit(&self) -> Option<String> {
+        match &self.backend {
+            Backend::InProcess(_) => None,
+            Backend::External(proxy) | Backend::Proxied { proxy, .. } => proxy.cut_hit(),
+        }
+    }
+
+    /// Forwards everything again.
+    pub fn clear_cut(&self) {
+        if let Backend::External(proxy) | Backend::Proxied { proxy, .. } = &self.backend {
+            proxy.clear_cut();
+        }
+    }
+
     /// Forgets the requests received so far.
     pub fn clear_requests(&self) {
         match &self.backend {
@@ -356,11 +382,31 @@ impl S3Store {
     }
 }
 
+/// Where a crash window is cut: the connection of the chosen request hangs (the client
+/// process is then killed, as a crash would), before or after the store acted on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The request never reaches the store.
+    Before,
+    /// The store acts on the request; its reply never reaches the client.
+    After,
+}
+
+#[derive(Debug, Default)]
+struct CutState {
+    /// The Nth request (from 0, counted from [`RecordingProxy::cut_at`]) and how.
+    at: Option<(usize, Cut)>,
+    seen: usize,
+    /// `METHOD path` of the request cut.
+    hit: Option<String>,
+}
+
 /// An HTTP/1.1 proxy on 127.0.0.1 that forwards every request unchanged (the Host header
 /// included, so signatures stay valid) and records it; stops when dropped.
 pub struct RecordingProxy {
     address: SocketAddr,
     log: Arc<Mutex<Vec<RecordedRequest>>>,
+    cut: Arc<Mutex<CutState>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -373,8 +419,10 @@ impl RecordingProxy {
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
         let log: Arc<Mutex<Vec<RecordedRequest>>> = Arc::default();
+        let cut: Arc<Mutex<CutState>> = Arc::default();
         let (shutdown, stop) = oneshot::channel();
         let thread_log = log.clone();
+        let thread_cut = cut.clone();
         let thread = std::thread::Builder::new()
             .name("recording-proxy".into())
             .spawn(move || {
@@ -384,11 +432,12 @@ impl RecordingProxy {
                 else {
                     return;
                 };
-                runtime.block_on(accept_loop(listener, target, thread_log, stop));
+                runtime.block_on(accept_loop(listener, target, thread_log, thread_cut, stop));
             })?;
         Ok(RecordingProxy {
             address,
             log,
+            cut,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
@@ -410,6 +459,28 @@ impl RecordingProxy {
             log.clear();
         }
     }
+
+    /// Hangs the `n`th request from now (from 0), before or after the store acts on it.
+    pub fn cut_at(&self, n: usize, cut: Cut) {
+        if let Ok(mut state) = self.cut.lock() {
+            *state = CutState {
+                at: Some((n, cut)),
+                ..CutState::default()
+            };
+        }
+    }
+
+    /// The request cut (`METHOD path`), once it arrived.
+    pub fn cut_hit(&self) -> Option<String> {
+        self.cut.lock().ok().and_then(|state| state.hit.clone())
+    }
+
+    /// Forwards everything again.
+    pub fn clear_cut(&self) {
+        if let Ok(mut state) = self.cut.lock() {
+            *state = CutState::default();
+        }
+    }
 }
 
 impl Drop for RecordingProxy {
@@ -427,6 +498,7 @@ async fn accept_loop(
     listener: std::net::TcpListener,
     target: SocketAddr,
     log: Arc<Mutex<Vec<RecordedRequest>>>,
+    cut: Arc<Mutex<CutState>>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -437,7 +509,7 @@ async fn accept_loop(
             _ = &mut stop => break,
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
-                tokio::spawn(forward_connection(client, target, log.clone()));
+                tokio::spawn(forward_connection(client, target, log.clone(), cut.clone()));
             }
         }
     }
@@ -448,6 +520,7 @@ async fn forward_connection(
     client: tokio::net::TcpStream,
     target: SocketAddr,
     log: Arc<Mutex<Vec<RecordedRequest>>>,
+    cut: Arc<Mutex<CutState>>,
 ) {
     let Ok(server) = tokio::net::TcpStream::connect(target).await else {
         return;
@@ -460,7 +533,7 @@ async fn forward_connection(
     tokio::spawn(connection);
     let sender = Arc::new(tokio::sync::Mutex::new(sender));
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-        let (sender, log) = (sender.clone(), log.clone());
+        let (sender, log, cut) = (sender.clone(), log.clone(), cut.clone());
         async move {
             let recorded = RecordedRequest {
                 method: request.method().to_string(),
@@ -472,12 +545,43 @@ async fn forward_connection(
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned),
             };
+            let name = format!("{} {}", recorded.method, recorded.path);
             if let Ok(mut log) = log.lock() {
                 log.push(recorded);
             }
+            let cut_here = match cut.lock() {
+                Ok(mut state) => {
+                    let index = state.seen;
+                    state.seen += 1;
+                    match state.at {
+                        Some((n, how)) if n == index => {
+                            if how == Cut::Before {
+                                state.hit = Some(name.clone());
+                            }
+                            Some(how)
+                        }
+                        _ => None,
+                    }
+                }
+                Err(_) => None,
+            };
+            if cut_here == Some(Cut::Before) {
+                std::future::pending::<()>().await;
+            }
             let mut sender = sender.lock().await;
             sender.ready().await?;
-            sender.send_request(request).await
+            let response = sender.send_request(request).await;
+            if cut_here == Some(Cut::After) {
+                // The store acted; take the whole reply, then never deliver it.
+                if let Ok(response) = response {
+                    let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+                }
+                if let Ok(mut state) = cut.lock() {
+                    state.hit = Some(name);
+                }
+                return std::future::pending().await;
+            }
+            response
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::ByteStream;
-use etl_test_support::external_s3::{S3Store, StoreKind};
+use etl_test_support::external_s3::{Cut, S3Store, StoreKind};
 use etl_test_support::proxy::{Fault, FaultProxy};
 use etl_test_support::s3::RecordedRequest;
 
@@ -710,4 +710,195 @@ fn put_checksums_come_back_on_head_on_each_store() {
         );
         assert_eq!(head.checksum_crc32(), sent.as_deref(), "{:?}", store.kind());
     }
+}
+
+/// s3s-fs behind the recording proxy always, Garage when it is configured: stores whose
+/// connections can be cut at a chosen request.
+fn cuttable_stores(label: &str) -> Vec<S3Store> {
+    let mut stores =
+        vec![S3Store::in_process_behind_proxy(label).expect("s3s-fs behind the proxy")];
+    stores.extend(garage(label));
+    stores
+}
+
+/// For each store and each request N of `step` (from 0) and each side of it (the request
+/// lost before the store acts, or acted on with the reply lost): the process is killed
+/// there, as a crash would, then a plain rerun must exit 0 and leave `after` true.
+/// Returns the crash points per store kind.
+fn crash_windows(
+    label: &str,
+    setup: impl Fn(&S3Store),
+    step: impl Fn(&S3Store) -> Command,
+    after: impl Fn(&S3Store),
+) -> Vec<(StoreKind, usize)> {
+    let mut points = Vec::new();
+    for kind in cuttable_stores(label).iter().map(S3Store::kind) {
+        let mut count = 0;
+        for cut in [Cut::Before, Cut::After] {
+            for n in 0.. {
+                let store = cuttable_stores(label)
+                    .into_iter()
+                    .find(|s| s.kind() == kind)
+                    .expect("the same store");
+                setup(&store);
+                store.cut_at(n, cut).unwrap();
+                let mut child = step(&store)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                let hit = loop {
+                    if let Some(hit) = store.cut_hit() {
+                        break Some(hit);
+                    }
+                    if child.try_wait().unwrap().is_some() {
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                };
+                let _ = child.kill();
+                let _ = child.wait();
+                let Some(hit) = hit else { break };
+                count += 1;
+                store.clear_cut();
+                let rerun = step(&store).output().unwrap();
+                assert_exit(&rerun, 0);
+                after(&store);
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("{kind:?}: crash {cut:?} request {n} ({hit}): rerun right");
+                }
+            }
+        }
+        points.push((kind, count));
+    }
+    points
+}
+
+fn parquet_of(csv: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    etl_convert::convert(
+        csv.as_bytes(),
+        &mut out,
+        &etl_convert::ConvertOptions::default(),
+        &[],
+    )
+    .unwrap();
+    out
+}
+
+/// The output-publish window: a crash at every request of a conversion of a new source
+/// version (probe, plan, pinned GET, re-check, PUT, check after) on each store.
+#[test]
+fn a_crash_in_every_window_of_a_conversion_then_a_rerun_is_right_on_each_store() {
+    let points = crash_windows(
+        "crashetl",
+        |store| {
+            let key = store.input("c.csv");
+            store.put(&key, csv_rows(5)).unwrap();
+            assert_exit(&etl_key(store, &key, &[]), 0);
+            store.put(&key, csv_rows(7)).unwrap();
+        },
+        |store| {
+            let mut command = command(store, ETL);
+            command
+                .args(["--bucket", store.bucket(), "--key", &store.input("c.csv")])
+                .args(["--conditional-writes", "auto"]);
+            command
+        },
+        |store| {
+            let output = store.output("c.parquet");
+            assert_eq!(rows_of(store, &output), 7);
+            let etag = store.head_etag(&store.input("c.csv")).unwrap();
+            let head = store.block(
+                store
+                    .client()
+                    .head_object()
+                    .bucket(store.bucket())
+                    .key(&output)
+                    .send(),
+            );
+            let metadata = head.unwrap().metadata().cloned().unwrap_or_default();
+            assert_eq!(metadata.get("etl-source-version"), Some(&etag));
+        },
+    );
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("crash points: {points:?}");
+    }
+    assert!(points.iter().all(|(_, n)| *n >= 8), "{points:?}");
+}
+
+/// The agg.txt / agg.json windows: a crash at every request of an aggregation after one
+/// input changed; the rerun leaves both files right and from one commit.
+#[test]
+fn a_crash_in_every_window_of_an_aggregation_then_a_rerun_is_right_on_each_store() {
+    let folder = |store: &S3Store| store.output("d/");
+    let points = crash_windows(
+        "crashagg",
+        |store| {
+            let dir = folder(store);
+            store
+                .put(
+                    &format!("{dir}1.parquet"),
+                    parquet_of("id,score\n1,3\n2,9\n"),
+                )
+                .unwrap();
+            store
+                .put(
+                    &format!("{dir}2.parquet"),
+                    parquet_of("id,score\n3,2\n4,5\n"),
+                )
+                .unwrap();
+            let out = command(store, AGG)
+                .args(["--bucket", store.bucket(), "--prefix", &dir])
+                .output()
+                .unwrap();
+            assert_exit(&out, 0);
+            store
+                .put(
+                    &format!("{dir}2.parquet"),
+                    parquet_of("id,score\n3,2\n4,50\n5,1\n6,4\n"),
+                )
+                .unwrap();
+        },
+        |store| {
+            let mut command = command(store, AGG);
+            command.args(["--bucket", store.bucket(), "--prefix", &folder(store)]);
+            command
+        },
+        |store| {
+            let dir = folder(store);
+            let report: serde_json::Value =
+                serde_json::from_slice(&store.get(&format!("{dir}agg.json")).expect("agg.json"))
+                    .unwrap();
+            assert_eq!(report["source_key"], format!("{dir}2.parquet"));
+            let txt =
+                String::from_utf8(store.get(&format!("{dir}agg.txt")).expect("agg.txt")).unwrap();
+            assert!(txt.contains("50"), "{txt}");
+            let fingerprint = |key: &str| {
+                let head = store.block(
+                    store
+                        .client()
+                        .head_object()
+                        .bucket(store.bucket())
+                        .key(key)
+                        .send(),
+                );
+                head.unwrap()
+                    .metadata()
+                    .and_then(|m| m.get("etl-fingerprint").cloned())
+            };
+            assert_eq!(
+                fingerprint(&format!("{dir}agg.txt")),
+                fingerprint(&format!("{dir}agg.json")),
+                "agg.txt and agg.json from one commit"
+            );
+        },
+    );
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("crash points: {points:?}");
+    }
+    assert!(points.iter().all(|(_, n)| *n >= 8), "{points:?}");
 }
