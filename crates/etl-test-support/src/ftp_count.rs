@@ -72,6 +72,19 @@ impl CountingFtpProxy {
 
     /// Every command verb received so far (upper case, in order).
     pub fn commands(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .map(|line| {
+                line.split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase()
+            })
+            .collect()
+    }
+
+    /// Every command line received so far (verb upper case, `PASS` argument hidden).
+    pub fn lines(&self) -> Vec<String> {
         self.commands.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
@@ -144,8 +157,14 @@ async fn session(client: TcpStream, target: SocketAddr, commands: Arc<Mutex<Vec<
                 .next()
                 .unwrap_or_default()
                 .to_ascii_uppercase();
+            let argument = line.trim_end().split_once(' ').map_or("", |(_, rest)| rest);
+            let recorded = match (verb.as_str(), argument) {
+                (_, "") => verb.clone(),
+                ("PASS", _) => "PASS ***".to_owned(),
+                _ => format!("{verb} {argument}"),
+            };
             if let Ok(mut commands) = commands.lock() {
-                commands.push(verb.clone());
+                commands.push(recorded);
             }
             if verb == "MLSD" || verb == "MLST" {
                 if !write_line(&client_write, "500 Unknown command.\r\n").await {
