@@ -379,7 +379,10 @@ fn ftp_etl_over_ftps_against_vsftpd() {
 
     let out = ftp_etl_tls(&t, port, &user, &password, Some(&ca), &path);
     assert_exit(&out, 0);
-    assert!(t.get("output/test.parquet").is_some(), "{:?}", t.keys(""));
+    let parquet = t
+        .get(&format!("output/{run}/test.parquet"))
+        .unwrap_or_else(|| panic!("no output: {:?}", t.keys("")));
+    assert_eq!(read_parquet(parquet)[0].num_rows(), 3);
     assert!(!stderr(&out).contains(&password));
     let _ = std::fs::remove_dir_all(&dir);
 }
