@@ -136,7 +136,7 @@ async fn load_state(
             Ok(client) => store.load(client, server, &settings.dir).await,
             Err(source) => Err(StateError::S3 {
                 location: store.location().to_string(),
-                source,
+                source: Box::new(source),
             }),
         };
         match loaded {
@@ -243,7 +243,7 @@ pub async fn run(
                         Ok(client) => store.save(client, &snapshot).await,
                         Err(source) => Err(StateError::S3 {
                             location: store.location().to_string(),
-                            source,
+                            source: Box::new(source),
                         }),
                     };
                     match saved {

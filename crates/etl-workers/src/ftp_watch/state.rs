@@ -132,7 +132,7 @@ pub enum StateError {
         location: String,
         /// Cause.
         #[source]
-        source: etl_s3::Error,
+        source: Box<etl_s3::Error>,
     },
     /// The state object changed since this watcher last read or wrote it: another watcher
     /// uses the same state.
@@ -150,7 +150,9 @@ impl StateError {
     pub fn is_retryable(&self) -> bool {
         use etl_error::Classify as _;
         match self {
-            StateError::S3 { source, .. } => source.class() == etl_error::ErrorClass::Retryable,
+            StateError::S3 { source, .. } => {
+                source.as_ref().class() == etl_error::ErrorClass::Retryable
+            }
             _ => false,
         }
     }
@@ -198,7 +200,7 @@ impl StateStore {
                 let location = self.location.to_string();
                 let s3_error = |source| StateError::S3 {
                     location: location.clone(),
-                    source,
+                    source: Box::new(source),
                 };
                 let client =
                     s3.ok_or_else(|| s3_error(etl_s3::Error::Config("no S3 client".to_owned())))?;
@@ -248,7 +250,7 @@ impl StateStore {
         let location = self.location.to_string();
         let s3_error = |source| StateError::S3 {
             location: location.clone(),
-            source,
+            source: Box::new(source),
         };
         let client =
             s3.ok_or_else(|| s3_error(etl_s3::Error::Config("no S3 client".to_owned())))?;
