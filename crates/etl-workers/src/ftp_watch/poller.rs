@@ -183,6 +183,8 @@ pub async fn run(
         },
         None => None,
     };
+    // What the state holds: written again only when the announced listing changes.
+    let mut saved_files = tracker.as_ref().map(|t| t.announced().clone());
     let first_backoff = BACKOFF_START.min(settings.interval);
     let mut backoff = first_backoff;
     let mut connection: Option<FtpConnection> = None;
@@ -232,7 +234,9 @@ pub async fn run(
                         return;
                     }
                 }
-                if let (Some(store), Some(tracker)) = (store.as_mut(), &tracker) {
+                if let (Some(store), Some(tracker)) = (store.as_mut(), &tracker)
+                    && saved_files.as_ref() != Some(tracker.announced())
+                {
                     let snapshot = WatchState {
                         version: state::VERSION,
                         server: server.clone(),
@@ -247,7 +251,7 @@ pub async fn run(
                         }),
                     };
                     match saved {
-                        Ok(()) => {}
+                        Ok(()) => saved_files = Some(snapshot.files),
                         Err(error @ StateError::Conflict { .. }) => {
                             tracing::error!(source = %name, "{error}");
                             let _ = events.send(Err(Status::aborted(error.to_string()))).await;

@@ -106,7 +106,7 @@ async fn state_with(t: &TestContext, key: &str, name: &str) -> String {
     let until = std::time::Instant::now() + DEADLINE;
     loop {
         let text = t
-            .get(key)
+            .get_consistent(key)
             .map(|b| String::from_utf8(b).unwrap())
             .unwrap_or_default();
         if text.contains(&format!("\"{name}\"")) {
@@ -168,10 +168,20 @@ async fn ftp_watch_state_on_s3_survives_a_restart() {
     assert_eq!(names, ["a.csv", "b.csv", "c.csv", "d.csv"]);
     assert_eq!(saved["files"]["b.csv"]["sz"], 12);
 
-    // Another writer replaces the object: the next conditional PUT fails and the stream
-    // ends with ABORTED; the object keeps the other writer's bytes.
+    // The state is written when the announced listing changes, not on every poll.
+    let etag = t.head_etag(KEY);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        t.head_etag(KEY),
+        etag,
+        "an unchanged listing was written again"
+    );
+
+    // Another writer replaces the object: the next conditional PUT (after e.csv's event)
+    // fails and the stream ends with ABORTED; the object keeps the other writer's bytes.
     let foreign = text.replace("\"d.csv\"", "\"other.csv\"");
     t.put(KEY, foreign.clone());
+    write(root.path(), "e.csv", b"1,e,1\n");
     let ended = tokio::time::timeout(DEADLINE, async {
         loop {
             match stream.message().await {
