@@ -429,3 +429,48 @@ fn ftp_etl_ftps_against_a_server_without_tls_exits_2() {
         let _ = std::fs::remove_dir_all(&plain.dir);
     }
 }
+
+/// Issue 20: reading an S3 state that fails transiently is retried (the source starts once
+/// S3 answers); a refused read (403) ends the stream with FAILED_PRECONDITION naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn ftp_watch_state_on_s3_retries_transient_and_stops_on_refused_reads() {
+    use etl_test_support::s3::S3ErrorCode;
+    let t = TestContext::new();
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "a.csv", b"1,a,1\n");
+    let server = FtpServer::start(root.path());
+    let watcher = watcher_with_s3(&t, server.port());
+
+    t.s3.refuse("GetObject", "ftp-watch/flaky", S3ErrorCode::InternalError);
+    let yaml = config(
+        server.port(),
+        &format!("settle: 0\nexisting: emit\nstate: s3://{BUCKET}/ftp-watch/flaky.json\n"),
+    );
+    let mut stream = watcher.subscribe(&yaml).await.expect("stream");
+    watcher
+        .wait_for_log("state s3://etlproj/ftp-watch/flaky.json")
+        .await;
+    t.s3.clear_refusals();
+    let seen = next_event(&mut stream, &watcher).await;
+    assert_eq!((seen.kind.as_str(), seen.name.as_str()), ("new", "a.csv"));
+    state_with(&t, "ftp-watch/flaky.json", "a.csv").await;
+
+    t.s3.refuse("GetObject", "ftp-watch/denied", S3ErrorCode::AccessDenied);
+    let yaml = config(
+        server.port(),
+        &format!("settle: 0\nexisting: emit\nstate: s3://{BUCKET}/ftp-watch/denied.json\n"),
+    );
+    let mut stream = watcher.subscribe(&yaml).await.expect("stream");
+    let ended = tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("the stream did not end");
+    let status = ended.expect_err("a refused state read must end the stream");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("s3://etlproj/ftp-watch/denied.json"),
+        "{status:?}"
+    );
+    assert!(t.get_consistent("ftp-watch/denied.json").is_none());
+}
