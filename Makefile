@@ -32,7 +32,7 @@ manifests:
 	$(CARGO) build --bins -p etl-workers
 	scripts/check-manifests.sh "$(TARGET_DIR)/debug"
 
-## bench: speed and memory against pyarrow, polars, duckdb, pandas (writes BENCHMARKS.md)
+## bench: speed and memory against pyarrow, polars, duckdb, pandas (writes BENCHMARKS.md); the cost of an ftp-watch poll (bench/ftp-poll.md)
 bench:
 	scripts/bench.sh
 

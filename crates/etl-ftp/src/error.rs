@@ -42,6 +42,38 @@ pub enum Error {
         #[source]
         source: FtpError,
     },
+    /// The server answered `AUTH TLS` with a refusal: it does not offer FTPS.
+    #[error(
+        "FTP server {host}:{port} does not offer TLS (it answered AUTH TLS with {reply:?}); connect without FTPS or enable TLS on the server"
+    )]
+    TlsRefused {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+        /// The server's reply.
+        reply: String,
+    },
+    /// The server's certificate failed verification.
+    #[error(
+        "the TLS certificate of FTP server {host}:{port} failed verification ({reason}); for a private CA give its PEM bundle (FTP_CA_FILE or a server's ca_file)"
+    )]
+    Certificate {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The CA bundle given for FTPS cannot be used.
+    #[error("cannot use CA bundle {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The server refused the user or password (the password is never shown).
     #[error("login as {user:?} on FTP server {host} failed")]
     Login {
@@ -120,7 +152,10 @@ impl Error {
             | Error::Stat { source, .. }
             | Error::Retrieve { source, .. }
             | Error::Quit { source, .. } => Some(source),
-            Error::ConnectTimeout { .. } => None,
+            Error::ConnectTimeout { .. }
+            | Error::TlsRefused { .. }
+            | Error::Certificate { .. }
+            | Error::CaFile { .. } => None,
         }
     }
 
@@ -147,6 +182,9 @@ impl Classify for Error {
                 _ => ErrorClass::Retryable,
             },
             // A bad certificate or a server without AUTH TLS will not change either.
+            Error::TlsRefused { .. } | Error::Certificate { .. } | Error::CaFile { .. } => {
+                ErrorClass::BadInput
+            }
             Error::Tls {
                 source: FtpError::SecureError(_),
                 ..

@@ -8,7 +8,9 @@
 //!   has it; otherwise `LIST` (UNIX or DOS style, parsed by suppaftp) refined with
 //!   `MDTM` per file, because `LIST` times have minute (or day) precision.
 //! - [`FtpConnection::walk`] walks a tree itself, one directory at a time (never
-//!   `LIST -R`, which servers implement inconsistently).
+//!   `LIST -R`, which servers implement inconsistently); [`FtpConnection::walk_with`]
+//!   bounds it ([`WalkOptions`]: depth, reuse of unchanged folders) and keeps a
+//!   [`ListingCache`] across polls so unchanged files cost no `MDTM`.
 //! - [`FtpConnection::retr_stream`] starts a download and returns a [`Download`]:
 //!   an [`AsyncRead`] over the data connection, closed with [`Download::finish`],
 //!   which also checks the server's final reply.
@@ -22,6 +24,7 @@ mod listing;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -59,6 +62,8 @@ pub struct FtpSettings {
     pub passive: bool,
     /// Explicit FTPS (`AUTH TLS` on the control port) when `true`.
     pub tls: bool,
+    /// PEM file of CA certificates trusted besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// Timeout for the TCP connect and the server greeting.
     pub connect_timeout: Duration,
 }
@@ -74,6 +79,7 @@ impl FtpSettings {
             password: String::new(),
             passive: true,
             tls: false,
+            ca_file: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
@@ -95,6 +101,7 @@ impl fmt::Debug for FtpSettings {
             )
             .field("passive", &self.passive)
             .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
@@ -117,6 +124,58 @@ pub struct Capabilities {
 #[derive(Debug, Clone, Default)]
 pub struct ListingCache {
     files: HashMap<String, Cached>,
+    folders: HashMap<String, FolderListing>,
+}
+
+/// A folder's last listing, kept for [`WalkOptions::skip_unchanged_folders`].
+#[derive(Debug, Clone)]
+struct FolderListing {
+    /// The folder's time in its parent's listing when it was listed.
+    modified: Option<SystemTime>,
+    /// Local time of that listing.
+    listed_at: SystemTime,
+    /// What it held (files refined, subfolders as listed).
+    entries: Vec<RemoteEntry>,
+}
+
+/// Clock difference allowed between this host and the FTP server when deciding whether a
+/// folder's time proves that its listing is complete.
+pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(15 * 60);
+
+/// Whether the listing of a folder kept in `cached` still holds: the folder has no
+/// subfolders, its time in its parent's fresh listing (`entry`) is the one it had then, and
+/// that listing was taken after
+/// the end of the time's precision window (a second for MLSD, a day for LIST, whose times
+/// have minute or day precision and may be in the server's zone) plus the clock allowance,
+/// so no entry was added or removed in the same window afterwards. Pure.
+fn folder_unchanged(entry: &RemoteEntry, cached: &FolderListing) -> bool {
+    let Some(modified) = entry.modified else {
+        return false;
+    };
+    let precision = if entry.exact {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(24 * 3600)
+    };
+    // A subfolder's changes do not show in its parent's time: only leaves are reused.
+    cached.modified == Some(modified)
+        && !cached.entries.iter().any(|e| e.is_dir)
+        && modified
+            .checked_add(precision + CLOCK_SKEW_ALLOWANCE)
+            .is_some_and(|settled| cached.listed_at >= settled)
+}
+
+/// How far and where [`FtpConnection::walk_with`] descends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkOptions {
+    /// Levels of subfolders listed below the walked folder: `Some(0)` that folder only,
+    /// `None` no limit.
+    pub max_depth: Option<usize>,
+    /// Reuse the last listing of a folder without subfolders whose time in its parent's
+    /// listing is unchanged and old enough (see [`CLOCK_SKEW_ALLOWANCE`]). A folder's time changes when entries
+    /// are added, removed or renamed, not when a file inside is overwritten in place: for
+    /// write-once layouts only.
+    pub skip_unchanged_folders: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +195,11 @@ impl ListingCache {
     /// Nothing remembered.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
+    }
+
+    /// Folders whose last listing is kept.
+    pub fn folders(&self) -> usize {
+        self.folders.len()
     }
 
     /// The refined values of `entry` if its LIST line is unchanged. Pure.
@@ -179,7 +243,27 @@ impl fmt::Debug for FtpConnection {
     }
 }
 
-fn tls_connector() -> std::result::Result<AsyncRustlsConnector, FtpError> {
+/// The certificates of a PEM bundle. Pure.
+fn pem_certificates(
+    path: &Path,
+    pem: &[u8],
+) -> Result<Vec<suppaftp::tokio_rustls::rustls::pki_types::CertificateDer<'static>>> {
+    use suppaftp::tokio_rustls::rustls::pki_types::CertificateDer;
+    use suppaftp::tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    let bad = |reason: String| Error::CaFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(bad("no PEM certificate in it".to_owned()));
+    }
+    Ok(certificates)
+}
+
+fn tls_connector(ca_file: Option<&Path>) -> Result<AsyncRustlsConnector> {
     use suppaftp::tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
@@ -187,15 +271,53 @@ fn tls_connector() -> std::result::Result<AsyncRustlsConnector, FtpError> {
         // A single unreadable system certificate must not disable TLS altogether.
         let _ = roots.add(cert);
     }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| Error::CaFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        for certificate in pem_certificates(path, &pem)? {
+            roots.add(certificate).map_err(|e| Error::CaFile {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
     let config =
         ClientConfig::builder_with_provider(Arc::new(crypto::aws_lc_rs::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| FtpError::SecureError(e.to_string()))?
+            .map_err(|e| Error::CaFile {
+                path: ca_file.map(Path::to_owned).unwrap_or_default(),
+                reason: e.to_string(),
+            })?
             .with_root_certificates(roots)
             .with_no_client_auth();
     Ok(AsyncRustlsConnector::from(
         suppaftp::tokio_rustls::TlsConnector::from(Arc::new(config)),
     ))
+}
+
+/// The error of a failed `AUTH TLS` upgrade, telling a server without TLS and a
+/// certificate that fails verification from other failures.
+fn tls_error(host: &str, port: u16, source: FtpError) -> Error {
+    match source {
+        FtpError::UnexpectedResponse(response) if response.status.code() >= 500 => {
+            Error::TlsRefused {
+                host: host.to_owned(),
+                port,
+                reply: String::from_utf8_lossy(&response.body).trim().to_owned(),
+            }
+        }
+        FtpError::SecureError(text) if text.contains("certificate") => Error::Certificate {
+            host: host.to_owned(),
+            port,
+            reason: text,
+        },
+        source => Error::Tls {
+            host: host.to_owned(),
+            source,
+        },
+    }
 }
 
 /// Opens a session: connect (with timeout), optional `AUTH TLS`, login, `TYPE I`, `FEAT`.
@@ -221,17 +343,11 @@ pub async fn connect(settings: &FtpSettings) -> Result<FtpConnection> {
             source,
         })?;
     if settings.tls {
-        let connector = tls_connector().map_err(|source| Error::Tls {
-            host: host.clone(),
-            source,
-        })?;
+        let connector = tls_connector(settings.ca_file.as_deref())?;
         stream = stream
             .into_secure(connector, &host)
             .await
-            .map_err(|source| Error::Tls {
-                host: host.clone(),
-                source,
-            })?;
+            .map_err(|source| tls_error(&host, port, source))?;
     }
     if settings.passive {
         // Servers behind NAT (containers, Kubernetes services) often announce an
@@ -327,12 +443,24 @@ impl FtpConnection {
         path: &str,
         cache: &mut ListingCache,
     ) -> Result<Vec<RemoteEntry>> {
+        self.list_dir_kept(path, cache, &|_| true).await
+    }
+
+    /// [`FtpConnection::list_dir_cached`] returning (and refining) only the entries `keep`
+    /// accepts, so that files nobody wants cost no `MDTM`.
+    async fn list_dir_kept(
+        &mut self,
+        path: &str,
+        cache: &mut ListingCache,
+        keep: &(dyn Fn(&RemoteEntry) -> bool + Sync),
+    ) -> Result<Vec<RemoteEntry>> {
         if self.capabilities.mlsd {
             match self.stream.mlsd(Some(path)).await {
                 Ok(lines) => {
                     return Ok(lines
                         .iter()
                         .filter_map(|line| parse_mlsd_line(path, line))
+                        .filter(|entry| keep(entry))
                         .collect());
                 }
                 Err(error) if unsupported(&error) => self.capabilities.mlsd = false,
@@ -347,6 +475,7 @@ impl FtpConnection {
         let mut entries: Vec<RemoteEntry> = lines
             .iter()
             .filter_map(|line| parse_list_line(path, line))
+            .filter(|entry| keep(entry))
             .collect();
         for entry in entries.iter_mut().filter(|e| !e.is_dir) {
             if cache.reuse(entry) {
@@ -429,13 +558,70 @@ impl FtpConnection {
         recursive: bool,
         cache: &mut ListingCache,
     ) -> Result<Vec<RemoteEntry>> {
+        let options = WalkOptions {
+            max_depth: (!recursive).then_some(0),
+            skip_unchanged_folders: false,
+        };
+        self.walk_with(dir, &options, cache, &|_| true).await
+    }
+
+    /// [`FtpConnection::walk_cached`] bounded by `options`, listing only what `keep`
+    /// accepts: a refused folder is not descended into, a refused file costs no `MDTM`.
+    /// Folders and files gone from the tree are dropped from `cache`.
+    ///
+    /// # Errors
+    ///
+    /// The first [`Error::List`] met (`cache` keeps what it learned).
+    pub async fn walk_with(
+        &mut self,
+        dir: &str,
+        options: &WalkOptions,
+        cache: &mut ListingCache,
+        keep: &(dyn Fn(&RemoteEntry) -> bool + Sync),
+    ) -> Result<Vec<RemoteEntry>> {
         let mut files = Vec::new();
-        let mut pending = vec![dir.to_owned()];
-        while let Some(next) = pending.pop() {
-            for entry in self.list_dir_cached(&next, cache).await? {
+        let mut folders_seen = std::collections::HashSet::new();
+        // (folder, depth, its entry in a listing of its parent made this walk)
+        let mut pending: Vec<(String, usize, Option<RemoteEntry>)> =
+            vec![(dir.to_owned(), 0, None)];
+        while let Some((next, depth, fresh)) = pending.pop() {
+            let reused = match (&fresh, cache.folders.get(&next)) {
+                (Some(entry), Some(cached))
+                    if options.skip_unchanged_folders && folder_unchanged(entry, cached) =>
+                {
+                    Some(cached.entries.clone())
+                }
+                _ => None,
+            };
+            let entries = match reused {
+                Some(entries) => entries,
+                None => {
+                    let listed_at = SystemTime::now();
+                    let entries = self.list_dir_kept(&next, cache, keep).await?;
+                    if options.skip_unchanged_folders {
+                        // Subfolders beyond the depth limit are not walked: not kept either.
+                        let walked = options.max_depth.is_none_or(|max| depth < max);
+                        cache.folders.insert(
+                            next.clone(),
+                            FolderListing {
+                                modified: fresh.as_ref().and_then(|e| e.modified),
+                                listed_at,
+                                entries: entries
+                                    .iter()
+                                    .filter(|e| walked || !e.is_dir)
+                                    .cloned()
+                                    .collect(),
+                            },
+                        );
+                    }
+                    entries
+                }
+            };
+            folders_seen.insert(next);
+            for entry in entries {
                 if entry.is_dir {
-                    if recursive {
-                        pending.push(entry.path);
+                    if options.max_depth.is_none_or(|max| depth < max) {
+                        pending.push((entry.path.clone(), depth + 1, Some(entry)));
                     }
                 } else {
                     files.push(entry);
@@ -445,6 +631,9 @@ impl FtpConnection {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let seen: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
         cache.files.retain(|path, _| seen.contains(path.as_str()));
+        cache
+            .folders
+            .retain(|path, _| folders_seen.contains(path.as_str()));
         Ok(files)
     }
 
@@ -566,5 +755,69 @@ impl AsyncRead for Download {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(modified: SystemTime, exact: bool) -> RemoteEntry {
+        RemoteEntry {
+            name: "d1".into(),
+            path: "/days/d1".into(),
+            size: 0,
+            modified: Some(modified),
+            is_dir: true,
+            exact,
+        }
+    }
+
+    fn listing(
+        modified: SystemTime,
+        listed_at: SystemTime,
+        entries: Vec<RemoteEntry>,
+    ) -> FolderListing {
+        FolderListing {
+            modified: Some(modified),
+            listed_at,
+            entries,
+        }
+    }
+
+    #[test]
+    fn a_leaf_folder_is_reused_once_its_time_is_old_enough() {
+        let day = Duration::from_secs(24 * 3600);
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let late = t + day + CLOCK_SKEW_ALLOWANCE;
+        // LIST times (minute or day precision, maybe local): a day plus the allowance.
+        assert!(folder_unchanged(
+            &folder(t, false),
+            &listing(t, late, vec![])
+        ));
+        assert!(!folder_unchanged(
+            &folder(t, false),
+            &listing(t, late - Duration::from_secs(1), vec![])
+        ));
+        // MLSD times are exact: a second plus the allowance.
+        let soon = t + Duration::from_secs(1) + CLOCK_SKEW_ALLOWANCE;
+        assert!(folder_unchanged(
+            &folder(t, true),
+            &listing(t, soon, vec![])
+        ));
+        // Another time, no time, or a subfolder inside: list again.
+        let other = t + Duration::from_secs(60);
+        assert!(!folder_unchanged(
+            &folder(other, false),
+            &listing(t, late, vec![])
+        ));
+        let mut timeless = folder(t, false);
+        timeless.modified = None;
+        assert!(!folder_unchanged(&timeless, &listing(t, late, vec![])));
+        let sub = folder(t, false);
+        assert!(!folder_unchanged(
+            &folder(t, false),
+            &listing(t, late, vec![sub])
+        ));
     }
 }

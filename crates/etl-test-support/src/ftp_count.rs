@@ -2,6 +2,8 @@
 //! clients send and, like vsftpd, hides MLSD/MLST (removed from FEAT, refused with 500).
 //!
 //! Data connections go straight to the real server (its PASV/EPSV replies pass through).
+//! For benchmarks it can add a round-trip time to every command (two to PASV/EPSV, whose
+//! data connection costs a TCP handshake more), a model of a link with latency.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,20 @@ impl CountingFtpProxy {
     ///
     /// When the socket cannot be bound (test setup).
     pub fn without_mlsd(server_port: u16) -> CountingFtpProxy {
+        CountingFtpProxy::start(server_port, true, std::time::Duration::ZERO)
+    }
+
+    /// Proxies to 127.0.0.1:`server_port`, hiding MLSD when `hide_mlsd`, answering every
+    /// command `round_trip` late (PASV/EPSV twice that).
+    ///
+    /// # Panics
+    ///
+    /// When the socket cannot be bound (test setup).
+    pub fn start(
+        server_port: u16,
+        hide_mlsd: bool,
+        round_trip: std::time::Duration,
+    ) -> CountingFtpProxy {
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         listener.set_nonblocking(true).expect("non-blocking");
         let port = listener.local_addr().expect("address").port();
@@ -50,7 +66,7 @@ impl CountingFtpProxy {
                         _ = &mut stopped => break,
                         accepted = listener.accept() => {
                             if let Ok((client, _)) = accepted {
-                                tokio::spawn(session(client, target, Arc::clone(&recorded)));
+                                tokio::spawn(session(client, target, Arc::clone(&recorded), hide_mlsd, round_trip));
                             }
                         }
                     }
@@ -72,6 +88,19 @@ impl CountingFtpProxy {
 
     /// Every command verb received so far (upper case, in order).
     pub fn commands(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .map(|line| {
+                line.split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase()
+            })
+            .collect()
+    }
+
+    /// Every command line received so far (verb upper case, `PASS` argument hidden).
+    pub fn lines(&self) -> Vec<String> {
         self.commands.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
@@ -103,7 +132,13 @@ async fn write_line(to: &Arc<tokio::sync::Mutex<OwnedWriteHalf>>, line: &str) ->
     to.lock().await.write_all(line.as_bytes()).await.is_ok()
 }
 
-async fn session(client: TcpStream, target: SocketAddr, commands: Arc<Mutex<Vec<String>>>) {
+async fn session(
+    client: TcpStream,
+    target: SocketAddr,
+    commands: Arc<Mutex<Vec<String>>>,
+    hide_mlsd: bool,
+    round_trip: std::time::Duration,
+) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
     };
@@ -121,7 +156,9 @@ async fn session(client: TcpStream, target: SocketAddr, commands: Arc<Mutex<Vec<
                 Ok(_) => {}
             }
             let feature = line.trim_start().to_ascii_uppercase();
-            if line.starts_with(' ') && (feature.starts_with("MLST") || feature.starts_with("MLSD"))
+            if hide_mlsd
+                && line.starts_with(' ')
+                && (feature.starts_with("MLST") || feature.starts_with("MLSD"))
             {
                 continue;
             }
@@ -144,10 +181,24 @@ async fn session(client: TcpStream, target: SocketAddr, commands: Arc<Mutex<Vec<
                 .next()
                 .unwrap_or_default()
                 .to_ascii_uppercase();
+            let argument = line.trim_end().split_once(' ').map_or("", |(_, rest)| rest);
+            let recorded = match (verb.as_str(), argument) {
+                (_, "") => verb.clone(),
+                ("PASS", _) => "PASS ***".to_owned(),
+                _ => format!("{verb} {argument}"),
+            };
             if let Ok(mut commands) = commands.lock() {
-                commands.push(verb.clone());
+                commands.push(recorded);
             }
-            if verb == "MLSD" || verb == "MLST" {
+            if !round_trip.is_zero() {
+                let trips = if verb == "PASV" || verb == "EPSV" {
+                    2
+                } else {
+                    1
+                };
+                tokio::time::sleep(round_trip * trips).await;
+            }
+            if hide_mlsd && (verb == "MLSD" || verb == "MLST") {
                 if !write_line(&client_write, "500 Unknown command.\r\n").await {
                     break;
                 }

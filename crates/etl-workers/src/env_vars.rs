@@ -58,6 +58,8 @@ pub const S3_PREFIX: &str = "S3_PREFIX";
 pub const FTP_DIR: &str = "FTP_DIR";
 /// Explicit FTPS.
 pub const FTP_TLS: &str = "FTP_TLS";
+/// PEM bundle of a private CA trusted for FTPS (besides the system's).
+pub const FTP_CA_FILE: &str = "FTP_CA_FILE";
 /// YAML file of the FTP servers `ftp-watch` may watch (besides `default` from `FTP_*`).
 pub const FTP_WATCH_SERVERS: &str = "FTP_WATCH_SERVERS";
 /// File holding the bearer token gRPC clients of `ftp-watch` must send.

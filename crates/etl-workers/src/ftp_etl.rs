@@ -66,6 +66,9 @@ pub struct FtpEtlArgs {
     /// Explicit FTPS (AUTH TLS), certificates verified.
     #[arg(long, env = env_vars::FTP_TLS, value_parser = clap::builder::BoolishValueParser::new())]
     pub ftps: bool,
+    /// PEM bundle of a private CA to trust for FTPS (besides the system's).
+    #[arg(long, env = env_vars::FTP_CA_FILE)]
+    pub ca_file: Option<PathBuf>,
     /// Bucket for the output.
     #[arg(long, env = env_vars::S3_BUCKET)]
     pub bucket: Option<String>,
@@ -122,6 +125,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         password: args.password.clone(),
         passive: !args.active,
         tls: args.ftps,
+        ca_file: args.ca_file.clone(),
         connect_timeout: Duration::from_secs(20),
     };
     let client = etl_s3::client_from_env().await?;

@@ -12,25 +12,28 @@
 //! | `tls` | the server's | `true` forces explicit FTPS; `false` cannot downgrade a TLS server |
 //! | `interval` | `10s` | time between polls (humantime: `500ms`, `1m`) |
 //! | `recursive` | `true` | also watch subdirectories |
+//! | `depth` | none | levels of subfolders watched below `dir` (`0`: `dir` only) |
+//! | `exclude` | none | a pattern or list: names (`tmp`, `*.part`) or relative paths (`2019/*`) left out; excluded folders are not listed |
+//! | `skip_unchanged_folders` | `false` | reuse the last listing of a folder whose time is unchanged (and over a day old on a LIST server): for write-once layouts, since overwriting a file in place leaves its folder's time alone |
 //! | `suffix` | none | a suffix or list of suffixes the file name must end with |
 //! | `glob` | none | a pattern or list (`*`, `?`) the file name must match |
 //! | `settle` | `1` | polls a new size+time must stay unchanged before it is announced |
 //! | `existing` | `ignore` | `ignore` or `emit` files present on a first start |
-//! | `state` | none | local JSON file keeping the announced listing across restarts |
+//! | `state` | none | where the announced listing is kept across restarts: a local JSON file, or `s3://bucket/key` |
 //! | `user` | the server's | accepted only when equal to the server's user |
 //! | `szfield`, `dtfields` | | the seed's LIST column positions: accepted and ignored |
 //!
 //! Servers and credentials are ftp-watch's own settings ([`super::servers`]); a config
 //! only chooses among them and never carries a password.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use etl_ftp::FtpSettings;
 use serde::Deserialize;
 
-use super::filter::NameFilter;
+use super::filter::{Exclude, NameFilter};
 use super::servers::{ChoiceError, Registry};
+use super::state::StateLocation;
 
 /// What to do with files already present when a source starts without state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -82,6 +85,12 @@ pub struct WatchConfig {
     pub interval: Option<String>,
     /// Watch subdirectories.
     pub recursive: Option<bool>,
+    /// Levels of subfolders watched.
+    pub depth: Option<usize>,
+    /// Names or relative paths left out.
+    pub exclude: Option<OneOrMany>,
+    /// Reuse listings of unchanged folders.
+    pub skip_unchanged_folders: Option<bool>,
     /// Name suffix filter.
     pub suffix: Option<OneOrMany>,
     /// Name glob filter.
@@ -117,6 +126,8 @@ pub struct Environment {
     pub password: Option<String>,
     /// `FTP_TLS`.
     pub tls: Option<String>,
+    /// `FTP_CA_FILE`.
+    pub ca_file: Option<String>,
 }
 
 impl std::fmt::Debug for Environment {
@@ -127,14 +138,15 @@ impl std::fmt::Debug for Environment {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
 
 impl Environment {
-    /// Reads `FTP_HOST`, `FTP_PORT`, `FTP_USER`, `FTP_PASSWD`, `FTP_TLS`.
+    /// Reads `FTP_HOST`, `FTP_PORT`, `FTP_USER`, `FTP_PASSWD`, `FTP_TLS`, `FTP_CA_FILE`.
     pub fn from_env() -> Self {
-        use crate::env_vars::{FTP_HOST, FTP_PASSWD, FTP_PORT, FTP_TLS, FTP_USER};
+        use crate::env_vars::{FTP_CA_FILE, FTP_HOST, FTP_PASSWD, FTP_PORT, FTP_TLS, FTP_USER};
         let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Environment {
             host: get(FTP_HOST),
@@ -142,6 +154,7 @@ impl Environment {
             user: get(FTP_USER),
             password: get(FTP_PASSWD),
             tls: get(FTP_TLS),
+            ca_file: get(FTP_CA_FILE),
         }
     }
 }
@@ -170,14 +183,20 @@ pub struct WatchSettings {
     pub interval: Duration,
     /// Watch subdirectories.
     pub recursive: bool,
+    /// Levels of subfolders watched (`None`: no limit; `Some(0)` when not recursive).
+    pub depth: Option<usize>,
+    /// Folders and files left out.
+    pub exclude: Exclude,
+    /// Reuse listings of unchanged folders (write-once layouts).
+    pub skip_unchanged_folders: bool,
     /// Which file names count.
     pub filter: NameFilter,
     /// Polls a size+time must stay unchanged before it is announced.
     pub settle: u32,
     /// First-start policy.
     pub existing: Existing,
-    /// Local state file.
-    pub state: Option<PathBuf>,
+    /// Where the state is kept (a local file or an S3 object).
+    pub state: Option<StateLocation>,
     /// Seed keys that were given and are ignored (for one info line).
     pub ignored: Vec<&'static str>,
 }
@@ -243,13 +262,7 @@ impl WatchSettings {
             )));
         }
         let state = match config.state {
-            Some(state) if state.starts_with("s3://") => {
-                return Err(ConfigError::Invalid(format!(
-                    "`state` {state:?}: S3 state is not supported yet; use a local file path"
-                )));
-            }
-            Some(state) if state.trim().is_empty() => None,
-            Some(state) => Some(PathBuf::from(state)),
+            Some(text) => StateLocation::parse(&text).map_err(ConfigError::Invalid)?,
             None => None,
         };
         let filter = NameFilter::new(
@@ -262,7 +275,20 @@ impl WatchSettings {
         ftp.password.clone_from(&server.password);
         ftp.passive = config.passive.unwrap_or(true);
         ftp.tls = config.tls.unwrap_or(server.tls);
+        ftp.ca_file.clone_from(&server.ca_file);
         let dir = config.dir.unwrap_or_else(|| "/".to_owned());
+        let recursive = config.recursive.unwrap_or(true);
+        if !recursive && config.depth.is_some_and(|d| d > 0) {
+            return Err(ConfigError::Invalid(
+                "`depth` above 0 contradicts `recursive: false`; leave one out".to_owned(),
+            ));
+        }
+        let exclude = config.exclude.map(OneOrMany::into_vec).unwrap_or_default();
+        if exclude.iter().any(|p| p.trim_matches('/').is_empty()) {
+            return Err(ConfigError::Invalid(
+                "`exclude` has an empty pattern".to_owned(),
+            ));
+        }
         let ignored = [
             ("szfield", config.szfield.is_some()),
             ("dtfields", config.dtfields.is_some()),
@@ -276,7 +302,10 @@ impl WatchSettings {
             ftp,
             dir: if dir.is_empty() { "/".to_owned() } else { dir },
             interval,
-            recursive: config.recursive.unwrap_or(true),
+            recursive,
+            depth: if recursive { config.depth } else { Some(0) },
+            exclude: Exclude::new(exclude),
+            skip_unchanged_folders: config.skip_unchanged_folders.unwrap_or(false),
             filter,
             settle: config.settle.unwrap_or(1),
             existing: config.existing.unwrap_or_default(),
@@ -287,6 +316,8 @@ impl WatchSettings {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn servers() -> Registry {
@@ -296,6 +327,7 @@ mod tests {
             user: Some("etl".into()),
             password: Some("secret".into()),
             tls: None,
+            ca_file: None,
         })
         .unwrap()
     }
@@ -320,7 +352,7 @@ mod tests {
         assert_eq!(s.interval, Duration::from_secs(10));
         assert!(s.recursive && s.ftp.passive && !s.ftp.tls);
         assert_eq!(
-            (s.settle, s.existing, s.state.as_deref()),
+            (s.settle, s.existing, s.state.as_ref()),
             (1, Existing::Ignore, None)
         );
         assert!(!format!("{s:?}").contains("secret"));
@@ -335,7 +367,10 @@ mod tests {
         assert_eq!(s.interval, Duration::from_millis(200));
         assert!(!s.recursive && !s.ftp.passive && s.ftp.tls);
         assert_eq!((s.settle, s.existing), (3, Existing::Emit));
-        assert_eq!(s.state, Some(PathBuf::from("/tmp/s.json")));
+        assert_eq!(
+            s.state,
+            Some(StateLocation::File(PathBuf::from("/tmp/s.json")))
+        );
         assert!(s.filter.matches("20230414.csv"));
         assert!(!s.filter.matches("x.csv"));
     }
@@ -396,8 +431,25 @@ mod tests {
         assert!(WatchSettings::from_yaml(b"dir: /\n", &Registry::default()).is_err());
         assert!(WatchSettings::from_yaml(b"interval: soon\n", &servers()).is_err());
         assert!(WatchSettings::from_yaml(b"existing: maybe\n", &servers()).is_err());
-        let e = WatchSettings::from_yaml(b"state: s3://b/k\n", &servers()).unwrap_err();
-        assert!(message(&e).contains("not supported"), "{e}");
+        let e = WatchSettings::from_yaml(b"state: s3://bucket-only\n", &servers()).unwrap_err();
+        assert!(message(&e).contains("s3://BUCKET/KEY"), "{e}");
+        let s = WatchSettings::from_yaml(b"state: s3://b/k.json\n", &servers()).unwrap();
+        assert_eq!(s.state.unwrap().to_string(), "s3://b/k.json");
+    }
+
+    #[test]
+    fn depth_exclude_and_folder_skipping() {
+        let s = WatchSettings::from_yaml(
+            b"depth: 2\nexclude: [tmp, '2019/*']\nskip_unchanged_folders: true\n",
+            &servers(),
+        )
+        .unwrap();
+        assert_eq!((s.depth, s.skip_unchanged_folders), (Some(2), true));
+        assert!(s.exclude.excludes("a/tmp") && s.exclude.excludes("2019/x"));
+        let s = WatchSettings::from_yaml(b"recursive: false\n", &servers()).unwrap();
+        assert_eq!((s.depth, s.skip_unchanged_folders), (Some(0), false));
+        assert!(WatchSettings::from_yaml(b"recursive: false\ndepth: 1\n", &servers()).is_err());
+        assert!(WatchSettings::from_yaml(b"exclude: ['/']\n", &servers()).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! File name filters: suffixes and simple globs (`*` any run, `?` one character),
-//! matched against the file name only (not its directory). Pure.
+//! Name filters: suffixes and simple globs (`*` any run, `?` one character) on file names,
+//! and the `exclude` list on folder and file names or relative paths. Pure.
 
 /// Which file names are watched. Empty lists accept everything; when both are
 /// given, a name must match a suffix *and* a glob.
@@ -19,6 +19,33 @@ impl NameFilter {
     pub fn matches(&self, name: &str) -> bool {
         (self.suffixes.is_empty() || self.suffixes.iter().any(|s| name.ends_with(s.as_str())))
             && (self.globs.is_empty() || self.globs.iter().any(|g| glob_match(g, name)))
+    }
+}
+
+/// Folders and files a recursive watch leaves out: a pattern without `/` matches a
+/// folder's or file's name at any depth, one with `/` its path relative to the watched
+/// folder. An excluded folder is not listed at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exclude {
+    patterns: Vec<String>,
+}
+
+impl Exclude {
+    /// The list as configured.
+    pub fn new(patterns: Vec<String>) -> Self {
+        Exclude { patterns }
+    }
+
+    /// Whether the entry at `relative` (path relative to the watched folder) is left out.
+    pub fn excludes(&self, relative: &str) -> bool {
+        let name = relative.rsplit('/').next().unwrap_or(relative);
+        self.patterns.iter().any(|pattern| {
+            if pattern.contains('/') {
+                glob_match(pattern.trim_matches('/'), relative)
+            } else {
+                glob_match(pattern, name)
+            }
+        })
     }
 }
 
@@ -67,6 +94,18 @@ mod tests {
         assert!(glob_match("a*b*c", "aXbYbZc"));
         assert!(!glob_match("a*b*c", "aXbYbZ"));
         assert!(glob_match("été*", "été.csv"));
+    }
+
+    #[test]
+    fn excludes_by_name_or_relative_path() {
+        let e = Exclude::new(vec!["tmp".into(), "*.part".into(), "2019/*".into()]);
+        assert!(e.excludes("tmp"));
+        assert!(e.excludes("2023/12/tmp"));
+        assert!(e.excludes("2023/a.part"));
+        assert!(e.excludes("2019/01"));
+        assert!(!e.excludes("2019"));
+        assert!(!e.excludes("2023/01/a.csv"));
+        assert!(!Exclude::default().excludes("anything"));
     }
 
     #[test]

@@ -43,7 +43,8 @@ Examples:
   ftp-watch --servers servers.yaml
   #   servers:
   #     archive: {host: archive.example.com, port: 21, tls: true, user: etl,
-  #               password_file: /etc/ftp-watch/archive/password}
+  #               password_file: /etc/ftp-watch/archive/password,
+  #               ca_file: /etc/ftp-watch/archive/ca.pem}
 
   # EventSource config (YAML, in the Argo generic EventSource's `config`):
   #   server: default        # or, as the seed wrote it, host: ftp.example.com
@@ -59,8 +60,8 @@ Examples:
 
 Events: {\"name\": \"new\"|\"mod\", \"payload\": {\"name\": path relative to dir, \"sz\": bytes,
 \"dt\": RFC 3339 modification time, \"path\": full remote path}}.
-Config keys: server host port dir passive tls interval recursive suffix glob settle existing
-state user (and the seed's szfield, dtfields: accepted, ignored). A config only chooses among the configured servers: a host or port that is not a
+Config keys: server host port dir passive tls interval recursive depth exclude
+skip_unchanged_folders suffix glob settle existing state user (and the seed's szfield, dtfields: accepted, ignored). A config only chooses among the configured servers: a host or port that is not a
 configured server's is refused (PERMISSION_DENIED) and never connected to. Credentials come
 from FTP_USER / FTP_PASSWD or the servers file only; unknown config keys are refused.
 Exit codes: 0 done, 1 remote/transient failure, 2 invalid usage or configuration.";
@@ -77,7 +78,7 @@ pub struct FtpWatchArgs {
     /// Address to serve `generic.Eventing` on; port 0 picks a free port (printed as `listening on ADDR`).
     #[arg(long, env = env_vars::ETL_LISTEN, default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,
-    /// YAML file of further servers: `servers: {NAME: {host, port, tls, user, password_file}}`.
+    /// YAML file of further servers: `servers: {NAME: {host, port, tls, ca_file, user, password_file}}`.
     #[arg(long, env = env_vars::FTP_WATCH_SERVERS)]
     pub servers: Option<PathBuf>,
     /// File holding the token every gRPC call must send as `authorization: Bearer <token>`

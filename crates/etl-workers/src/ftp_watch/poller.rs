@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::config::{Existing, WatchSettings};
-use super::state::{self, WatchState};
+use super::state::{self, StateError, StateLocation, StateStore, WatchState};
 use super::tracker::{Announcement, Observed, Stamp, Tracker};
 
 /// First reconnect delay (capped by the poll interval when that is shorter).
@@ -69,8 +69,10 @@ pub fn event(announcement: &Announcement) -> Event {
     }
 }
 
-/// Walks once; what `ftp-watch scan` and every poll do. On servers without MLSD,
-/// `cache` (kept across polls) limits MDTM to files whose LIST line changed.
+/// Walks once; what `ftp-watch scan` and every poll do: within `depth`, leaving out
+/// `exclude`d folders and files and files the name filter refuses (no MDTM for them). On
+/// servers without MLSD, `cache` (kept across polls) limits MDTM to files whose LIST line
+/// changed, and with `skip_unchanged_folders` it keeps the listings of unchanged folders.
 ///
 /// # Errors
 ///
@@ -80,8 +82,18 @@ pub async fn walk(
     settings: &WatchSettings,
     cache: &mut ListingCache,
 ) -> Result<Vec<Observed>, etl_ftp::Error> {
+    let options = etl_ftp::WalkOptions {
+        max_depth: settings.depth,
+        skip_unchanged_folders: settings.skip_unchanged_folders,
+    };
+    let keep = |entry: &RemoteEntry| {
+        !settings
+            .exclude
+            .excludes(&relative_name(&settings.dir, &entry.path))
+            && (entry.is_dir || settings.filter.matches(&entry.name))
+    };
     let entries = connection
-        .walk_cached(&settings.dir, settings.recursive, cache)
+        .walk_with(&settings.dir, &options, cache, &keep)
         .await?;
     Ok(observed(settings, entries))
 }
@@ -90,33 +102,89 @@ fn server_id(settings: &WatchSettings) -> String {
     format!("{}:{}", settings.ftp.host, settings.ftp.port)
 }
 
-/// Runs the poller of source `name` until the receiver of `events` is dropped.
+/// The S3 client of state objects: one per process, built on first use.
+pub type S3Access = std::sync::Arc<tokio::sync::OnceCell<etl_s3::Client>>;
+
+/// The S3 client when `location` is an S3 object.
 ///
-/// Configuration-level failures (unreadable state) end the stream with an error
-/// status; FTP failures are logged and retried with backoff.
-pub async fn run(
-    name: String,
-    settings: WatchSettings,
-    events: mpsc::Sender<Result<Event, Status>>,
-) {
-    let server = server_id(&settings);
-    let mut tracker = match &settings.state {
-        Some(path) => match state::load(path, &server, &settings.dir).await {
+/// # Errors
+///
+/// A malformed `AWS_ENDPOINT_URL`.
+async fn s3_for<'a>(
+    location: &StateLocation,
+    s3: &'a S3Access,
+) -> Result<Option<&'a etl_s3::Client>, etl_s3::Error> {
+    match location {
+        StateLocation::File(_) => Ok(None),
+        StateLocation::S3 { .. } => s3.get_or_try_init(etl_s3::client_from_env).await.map(Some),
+    }
+}
+
+/// Loads the saved state, retrying transient S3 failures with backoff; `Err` (with the
+/// stream already told) when the state cannot be used or the client hung up.
+async fn load_state(
+    name: &str,
+    store: &mut StateStore,
+    s3: &S3Access,
+    server: &str,
+    settings: &WatchSettings,
+    events: &mpsc::Sender<Result<Event, Status>>,
+) -> Result<Option<Tracker>, ()> {
+    let mut backoff = BACKOFF_START.min(settings.interval);
+    loop {
+        let loaded = match s3_for(store.location(), s3).await {
+            Ok(client) => store.load(client, server, &settings.dir).await,
+            Err(source) => Err(StateError::S3 {
+                location: store.location().to_string(),
+                source: Box::new(source),
+            }),
+        };
+        match loaded {
             Ok(Some(saved)) => {
-                tracing::info!(source = %name, state = %path.display(), files = saved.files.len(), "resuming from state");
-                Some(Tracker::with_announced(settings.settle, saved.files))
+                tracing::info!(source = %name, state = %store.location(), files = saved.files.len(), "resuming from state");
+                return Ok(Some(Tracker::with_announced(settings.settle, saved.files)));
             }
-            Ok(None) => None,
+            Ok(None) => return Ok(None),
+            Err(error) if error.is_retryable() => {
+                tracing::warn!(source = %name, retry_in = ?backoff, "{error}: {}", source_text(&error));
+                if !pause(events, backoff).await {
+                    return Err(());
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
             Err(error) => {
-                tracing::error!(source = %name, "{error}");
+                tracing::error!(source = %name, "{error}: {}", source_text(&error));
                 let _ = events
                     .send(Err(Status::failed_precondition(error.to_string())))
                     .await;
-                return;
+                return Err(());
             }
+        }
+    }
+}
+
+/// Runs the poller of source `name` until the receiver of `events` is dropped.
+///
+/// Configuration-level failures (unreadable state, a state object another watcher
+/// writes) end the stream with an error status; FTP failures and transient S3 failures
+/// are logged and retried with backoff.
+pub async fn run(
+    name: String,
+    settings: WatchSettings,
+    s3: S3Access,
+    events: mpsc::Sender<Result<Event, Status>>,
+) {
+    let server = server_id(&settings);
+    let mut store = settings.state.clone().map(StateStore::new);
+    let mut tracker = match store.as_mut() {
+        Some(store) => match load_state(&name, store, &s3, &server, &settings, &events).await {
+            Ok(tracker) => tracker,
+            Err(()) => return,
         },
         None => None,
     };
+    // What the state holds: written again only when the announced listing changes.
+    let mut saved_files = tracker.as_ref().map(|t| t.announced().clone());
     let first_backoff = BACKOFF_START.min(settings.interval);
     let mut backoff = first_backoff;
     let mut connection: Option<FtpConnection> = None;
@@ -166,15 +234,33 @@ pub async fn run(
                         return;
                     }
                 }
-                if let (Some(path), Some(tracker)) = (&settings.state, &tracker) {
+                if let (Some(store), Some(tracker)) = (store.as_mut(), &tracker)
+                    && saved_files.as_ref() != Some(tracker.announced())
+                {
                     let snapshot = WatchState {
                         version: state::VERSION,
                         server: server.clone(),
                         dir: settings.dir.clone(),
                         files: tracker.announced().clone(),
                     };
-                    if let Err(error) = state::save(path, &snapshot).await {
-                        tracing::error!(source = %name, "{error}: {}", source_text(&error));
+                    let saved = match s3_for(store.location(), &s3).await {
+                        Ok(client) => store.save(client, &snapshot).await,
+                        Err(source) => Err(StateError::S3 {
+                            location: store.location().to_string(),
+                            source: Box::new(source),
+                        }),
+                    };
+                    match saved {
+                        Ok(()) => saved_files = Some(snapshot.files),
+                        Err(error @ StateError::Conflict { .. }) => {
+                            tracing::error!(source = %name, "{error}");
+                            let _ = events.send(Err(Status::aborted(error.to_string()))).await;
+                            break;
+                        }
+                        // The next poll writes the whole state again.
+                        Err(error) => {
+                            tracing::error!(source = %name, "{error}: {}", source_text(&error));
+                        }
                     }
                 }
                 if !pause(&events, settings.interval).await {

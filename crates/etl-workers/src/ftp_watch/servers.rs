@@ -27,6 +27,8 @@ pub struct Server {
     pub port: u16,
     /// Explicit FTPS.
     pub tls: bool,
+    /// PEM bundle of a private CA trusted for FTPS besides the system's.
+    pub ca_file: Option<PathBuf>,
     /// Login user.
     pub user: String,
     /// Password (never printed).
@@ -40,13 +42,14 @@ impl fmt::Debug for Server {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .finish()
     }
 }
 
-/// The `--servers` file: `servers: {NAME: {host, port, tls, user, password_file}}`.
+/// The `--servers` file: `servers: {NAME: {host, port, tls, ca_file, user, password_file}}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServersFile {
@@ -59,6 +62,7 @@ struct ServerEntry {
     host: String,
     port: Option<u16>,
     tls: Option<bool>,
+    ca_file: Option<PathBuf>,
     user: Option<String>,
     password_file: Option<PathBuf>,
 }
@@ -116,7 +120,7 @@ fn parse_bool(name: &str, text: &str) -> Result<bool, ConfigError> {
 
 impl Registry {
     /// The `default` server from `FTP_HOST`, `FTP_PORT`, `FTP_USER`, `FTP_PASSWD`,
-    /// `FTP_TLS`; empty when `FTP_HOST` is not set.
+    /// `FTP_TLS`, `FTP_CA_FILE`; empty when `FTP_HOST` is not set.
     ///
     /// # Errors
     ///
@@ -143,6 +147,7 @@ impl Registry {
                 host,
                 port,
                 tls,
+                ca_file: environment.ca_file.clone().map(PathBuf::from),
                 user: environment
                     .user
                     .clone()
@@ -197,6 +202,11 @@ impl Registry {
                 host: entry.host,
                 port: entry.port.unwrap_or(etl_ftp::DEFAULT_PORT),
                 tls: entry.tls.unwrap_or(false),
+                ca_file: entry.ca_file.or_else(|| {
+                    (name == DEFAULT_SERVER)
+                        .then(|| environment.ca_file.clone().map(PathBuf::from))
+                        .flatten()
+                }),
                 user: entry.user.unwrap_or_else(|| "anonymous".to_owned()),
                 password,
             };
@@ -306,6 +316,7 @@ mod tests {
             user: Some("etl".into()),
             password: Some("secret".into()),
             tls: None,
+            ca_file: None,
         };
         let mut registry = Registry::from_environment(&environment).unwrap();
         registry

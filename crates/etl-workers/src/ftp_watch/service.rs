@@ -16,10 +16,12 @@ use super::servers::{ChoiceError, Registry};
 /// Events buffered per stream before the poller waits for the client.
 const STREAM_BUFFER: usize = 64;
 
-/// The service: the configured servers and their credentials, one poller per stream.
+/// The service: the configured servers and their credentials, one poller per stream,
+/// one S3 client (built when a source first keeps its state on S3).
 #[derive(Debug, Clone)]
 pub struct WatchService {
     servers: Arc<Registry>,
+    s3: poller::S3Access,
 }
 
 impl WatchService {
@@ -27,6 +29,7 @@ impl WatchService {
     pub fn new(servers: Registry) -> Self {
         WatchService {
             servers: Arc::new(servers),
+            s3: poller::S3Access::default(),
         }
     }
 }
@@ -68,7 +71,12 @@ impl Eventing for WatchService {
             "event source started"
         );
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(poller::run(source.name, settings, sender));
+        tokio::spawn(poller::run(
+            source.name,
+            settings,
+            Arc::clone(&self.s3),
+            sender,
+        ));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }

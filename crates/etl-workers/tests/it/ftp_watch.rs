@@ -136,7 +136,7 @@ impl Watcher {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -150,14 +150,14 @@ impl Drop for Watcher {
 
 /// The decoded parts of an event.
 #[derive(Debug)]
-struct Seen {
-    kind: String,
-    name: String,
-    sz: u64,
-    dt: String,
+pub(crate) struct Seen {
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) sz: u64,
+    pub(crate) dt: String,
 }
 
-async fn next_event(stream: &mut Streaming<Event>, watcher: &Watcher) -> Seen {
+pub(crate) async fn next_event(stream: &mut Streaming<Event>, watcher: &Watcher) -> Seen {
     let event = match tokio::time::timeout(DEADLINE, stream.message()).await {
         Ok(Ok(Some(event))) => event,
         other => panic!("no event ({other:?}); ftp-watch log:\n{}", watcher.log()),
@@ -524,6 +524,28 @@ impl Vsftpd {
             run,
             dir,
         })
+    }
+
+    /// The FTPS vsftpd of `scripts/vsftpd-start.sh` (same root and user) and the CA bundle
+    /// that signed its certificate: `None` (with a note) unless `ETL_VSFTPD_TLS_PORT` and
+    /// `ETL_VSFTPD_TLS_CA` are set.
+    pub(crate) fn tls_from_env(label: &str) -> Option<(Vsftpd, PathBuf)> {
+        let tls = std::env::var("ETL_VSFTPD_TLS_PORT")
+            .ok()
+            .and_then(|p| p.parse::<u16>().ok())
+            .zip(std::env::var_os("ETL_VSFTPD_TLS_CA").map(PathBuf::from));
+        let Some((port, ca)) = tls else {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "skipped: set ETL_VSFTPD_TLS_PORT and ETL_VSFTPD_TLS_CA (see scripts/vsftpd-start.sh) to run against vsftpd with FTPS"
+                );
+            }
+            return None;
+        };
+        let mut server = Vsftpd::from_env(label)?;
+        server.port = port;
+        Some((server, ca))
     }
 }
 

@@ -12,6 +12,7 @@ mod etl;
 mod events;
 mod faults;
 mod ftp_etl;
+mod ftp_scale;
 mod ftp_watch;
 mod garage;
 mod notify;
