@@ -4,7 +4,10 @@
 use arrow_schema::{DataType, TimeUnit};
 
 /// The null tokens used unless `--null-values` replaces them.
-pub const DEFAULT_NULL_VALUES: [&str; 8] = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "#N/A"];
+/// `\N` is how MySQL and PostgreSQL dumps write NULL.
+pub const DEFAULT_NULL_VALUES: [&str; 9] = [
+    "", "NA", "N/A", "NULL", "null", "NaN", "nan", "#N/A", "\\N",
+];
 
 /// The type class of a column, ordered so that widening only goes towards `Text`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -415,7 +418,7 @@ mod tests {
     #[test]
     fn kinds_of_values() {
         let v = Values::default();
-        let cases: [(&[u8], Kind); 22] = [
+        let cases: [(&[u8], Kind); 23] = [
             (b"1", Kind::Int64),
             (b"-42", Kind::Int64),
             (b"0", Kind::Int64),
@@ -437,6 +440,7 @@ mod tests {
             (b"2013-01-01 10:00:00.5", Kind::Timestamp),
             (b"NA", Kind::Null),
             (b"#N/A", Kind::Null),
+            (b"\\N", Kind::Null),
             (b"", Kind::Null),
         ];
         for (field, kind) in cases {
