@@ -6,12 +6,15 @@ Usage: scripts/csv-eval/generate.py OUT_DIR [--files N] [--seed S]
 Families: R write.csv, pandas to_csv, Excel/LibreOffice (';', decimal comma, CRLF, BOM, trailing
 empty columns), database dumps (NULL, \\N, microseconds, offsets), logger files (ISO 8601 with Z),
 wide statistics tables, all-text tables, quoted numeric headers, NA in the first rows, header-only
-files, leading zeros (zip codes, ids), tab and pipe separated, headerless seed-like files, large
-files whose values force widening after record 10,000, and gzip/zstd/bzip2 copies.
+files, leading zeros (zip codes, ids), ids beyond i64, tab and pipe separated, headerless
+seed-like files, odd number spellings (Inf, +5, 1., 1E5, 12%), dates and times of day in separate
+columns, large files whose values force widening after record 10,000, gzip/zstd/bzip2 copies.
 
 OUT_DIR/manifest.json holds per file: delimiter, decimal comma, whether there is a header, the
 true column names and row count, and per column the intended type class and whether pyarrow's
-answer is defensible (it is not for integers written with leading zeros: pyarrow drops them).
+answer is defensible (it is not for integers written with leading zeros: pyarrow drops them; nor
+for integers beyond i64, which it reads as float64 and rounds; nor for integers written with a
+plus sign, which make it read the column as float64).
 Fixed seed: the same corpus every time. Nothing here is committed but this script.
 """
 
@@ -330,10 +333,44 @@ def fam_header_only(r, n):
     return fam
 
 
+def fam_misc_numbers(r, n):
+    special = lambda: r.choice(["Inf", "-Inf", "+5", "1.", ".5", "1E5", "-0.0", "2.5e+10"])  # noqa: E731
+    cols = [
+        Column("id", [str(i) for i in range(n)], "int"),
+        Column("x", [special() if r.random() < 0.2 else f"{r.uniform(-9, 9):.4f}" for _ in range(n)], "float"),
+        Column("signed", [r.choice(["+", "-", ""]) + str(r.randint(1, 999)) for _ in range(n)], "int",
+               defensible=False, note="pyarrow reads an integer column holding +5 as float64"),
+        Column("pct", [f"{r.randint(0, 100)}%" for _ in range(n)], "text"),
+        Column("yesno", [r.choice(["yes", "no"]) for _ in range(n)], "text"),
+    ]
+    return dict(cols=cols, delimiter=",", null="", quote="minimal", family="misc-numbers")
+
+
+def fam_big_ids(r, n):
+    cols = [
+        Column("event_id", [str(r.randint(10**19, 10**20 - 1)) for _ in range(n)], "text", defensible=False,
+               note="beyond i64: pyarrow reads float64 and rounds"),
+        Column("user", words(r, n, 1), "text"),
+        Column("value", ints(r, n), "int"),
+    ]
+    return dict(cols=cols, delimiter=",", null="", quote="minimal", family="big-ids")
+
+
+def fam_date_time_split(r, n):
+    cols = [
+        Column("date", dates(r, n), "date"),
+        Column("time", [f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}"
+                        for _ in range(n)], "date/time"),
+        Column("reading", [f"{r.uniform(0, 50):.2f}" for _ in range(n)], "float"),
+    ]
+    return dict(cols=cols, delimiter=r.choice([",", "\t"]), null="", quote="minimal", family="date-time-split")
+
+
 FAMILIES = [
     (fam_r, 40), (fam_pandas, 40), (fam_excel, 35), (fam_db, 30), (fam_logger, 25), (fam_wide, 20),
     (fam_alltext, 20), (fam_numeric_headers, 20), (fam_na_first, 20), (fam_leading_zeros, 15),
     (fam_seps, 20), (fam_headerless, 10), (fam_widening, 6), (fam_header_only, 8),
+    (fam_misc_numbers, 12), (fam_big_ids, 8), (fam_date_time_split, 10),
 ]
 
 
@@ -392,7 +429,7 @@ def main():
             f.write(text)
         rows = len(spec["cols"][0].cells)
         for c in spec["cols"]:
-            if not c.defensible and not any(v and len(v) > 1 and v[0] == "0" for v in c.cells):
+            if c.name == "zip" and not any(v and len(v) > 1 and v[0] == "0" for v in c.cells):
                 # No value with a leading zero here: pyarrow's integers lose nothing.
                 c.defensible, c.klass, c.note = True, "int", ""
         entry = dict(

@@ -223,7 +223,10 @@ fn consecutive_integers(record: &SampleRecord) -> bool {
         .iter()
         .filter_map(|f| crate::values::parse_i64(f))
         .collect();
-    numbers.len() >= 3 && numbers.windows(2).all(|w| w[0].checked_add(1) == Some(w[1]))
+    numbers.len() >= 3
+        && numbers
+            .windows(2)
+            .all(|w| w[0].checked_add(1) == Some(w[1]))
 }
 
 #[cfg(test)]

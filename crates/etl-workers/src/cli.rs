@@ -143,8 +143,7 @@ impl ConvertArgs {
             .into_bytes();
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| UsageError(format!("the schema {uri} is not UTF-8 text")))?;
-        let schema =
-            ColumnSchema::parse(text).map_err(|e| UsageError(format!("{uri}: {e}")))?;
+        let schema = ColumnSchema::parse(text).map_err(|e| UsageError(format!("{uri}: {e}")))?;
         options.schema = Some(schema);
         Ok(())
     }

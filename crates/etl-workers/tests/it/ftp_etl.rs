@@ -220,11 +220,20 @@ fn a_late_value_that_does_not_fit_widens_the_column_and_downloads_again() {
         };
         content.push_str(&format!("{i},n{i},{score}\n"));
     }
-    assert!(content.len() > 2 << 20, "the late value must lie past the sample");
+    assert!(
+        content.len() > 2 << 20,
+        "the late value must lie past the sample"
+    );
     std::fs::write(root.path().join("late.csv"), &content).unwrap();
     let server = FtpServer::start(root.path());
     let proxy = etl_test_support::ftp_count::CountingFtpProxy::without_mlsd(server.port());
-    let out = ftp_etl(&t, proxy.port(), "etl", FTP_PASSWORD, &["--path", "late.csv"]);
+    let out = ftp_etl(
+        &t,
+        proxy.port(),
+        "etl",
+        FTP_PASSWORD,
+        &["--path", "late.csv"],
+    );
     assert_exit(&out, 0);
     assert!(
         stderr(&out).contains("converting again with the column widened"),
