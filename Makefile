@@ -1,5 +1,5 @@
 # Every target works on a fresh machine with the Rust toolchain and python3.
-.PHONY: demo test lint realworld manifests bench image image-binaries fuzz deploy clean
+.PHONY: demo test lint realworld csv-eval manifests bench image image-binaries fuzz deploy clean
 
 CARGO ?= cargo
 # Where cargo puts binaries, whatever CARGO_TARGET_DIR or .cargo/config says.
@@ -21,6 +21,15 @@ test:
 realworld:
 	$(CARGO) build --bins -p etl-workers
 	python3 scripts/check-realworld.py "$(TARGET_DIR)/debug"
+
+## csv-eval: held-out evaluation: ~380 generated real-world-shaped CSV files (in /tmp) read by etl, polars
+## and DuckDB, compared with pyarrow column by column (a few minutes; not part of test)
+CSV_EVAL_DIR ?= /tmp/etl-csv-eval
+csv-eval:
+	$(CARGO) build --bins -p etl-workers
+	python3 -c 'import polars, duckdb' 2>/dev/null || python3 -m pip install --user --quiet polars duckdb
+	python3 scripts/csv-eval/generate.py "$(CSV_EVAL_DIR)"
+	python3 scripts/csv-eval/evaluate.py "$(CSV_EVAL_DIR)" "$(TARGET_DIR)/debug/etl"
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 CORPUS = os.path.join(ROOT, "testdata", "realworld")
-NULLS = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "#N/A"]
+NULLS = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "#N/A", "\\N"]
 
 
 def type_class(t):

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, PrimitiveArray, RecordBatch,
-    StringArray,
+    StringArray, Time64MicrosecondArray,
 };
 use arrow_buffer::{BooleanBufferBuilder, NullBufferBuilder, OffsetBuffer};
 use arrow_schema::{DataType, SchemaRef};
 
-use crate::values::{Kind, Values, parse_bool, parse_date, parse_i64, parse_timestamp};
+use crate::values::{Kind, Values, parse_bool, parse_date, parse_i64, parse_time, parse_timestamp};
 
 /// One column being built.
 pub(crate) enum Column {
@@ -19,6 +19,7 @@ pub(crate) enum Column {
     Int64(Vec<i64>, NullBufferBuilder),
     Float64(Vec<f64>, NullBufferBuilder),
     Date(Vec<i32>, NullBufferBuilder),
+    Time(Vec<i64>, NullBufferBuilder),
     Timestamp {
         values: Vec<i64>,
         nulls: NullBufferBuilder,
@@ -48,6 +49,7 @@ impl Column {
                 Column::Float64(Vec::with_capacity(rows), NullBufferBuilder::new(rows))
             }
             Kind::Date => Column::Date(Vec::with_capacity(rows), NullBufferBuilder::new(rows)),
+            Kind::Time => Column::Time(Vec::with_capacity(rows), NullBufferBuilder::new(rows)),
             kind @ (Kind::Timestamp | Kind::TimestampUtc) => Column::Timestamp {
                 values: Vec::with_capacity(rows),
                 nulls: NullBufferBuilder::new(rows),
@@ -86,6 +88,7 @@ impl Column {
             Column::Int64(..) => parse_i64(field).is_some(),
             Column::Float64(..) => rules.parse_f64(field).is_some(),
             Column::Date(..) => parse_date(field).is_some(),
+            Column::Time(..) => parse_time(field).is_some(),
             Column::Timestamp { zoned, .. } => timestamp(field, *zoned).is_some(),
             Column::Text { .. } => true,
         }
@@ -130,6 +133,17 @@ impl Column {
                 None => return Err(Misfit),
             },
             Column::Date(values, nulls) => match parse_date(field) {
+                Some(v) => {
+                    values.push(v);
+                    nulls.append_non_null();
+                }
+                None if rules.is_null(field) => {
+                    values.push(0);
+                    nulls.append_null();
+                }
+                None => return Err(Misfit),
+            },
+            Column::Time(values, nulls) => match parse_time(field) {
                 Some(v) => {
                     values.push(v);
                     nulls.append_non_null();
@@ -188,6 +202,9 @@ impl Column {
             }
             Column::Date(values, mut nulls) => {
                 Arc::new(Date32Array::new(values.into(), nulls.finish()))
+            }
+            Column::Time(values, mut nulls) => {
+                Arc::new(Time64MicrosecondArray::new(values.into(), nulls.finish()))
             }
             Column::Timestamp {
                 values,

@@ -153,7 +153,8 @@ pub(crate) fn infer_kinds<'a>(
 /// Whether the first record is a header: it repeats the names the file would get anyway,
 /// or its values do not fit (or are quoted where the data is not) typed columns; a table
 /// of text only has one when the first record's names are distinct, none empty, and none
-/// repeated below it; a lone record is a header when none of its values is typed.
+/// repeated below it; names counting up (`1990,1991,1992`) are a header; a lone record is a
+/// header when none of its values is typed.
 pub(crate) fn is_header(records: &[SampleRecord], names: &[String], values: &Values) -> bool {
     let Some(first) = records.first() else {
         return false;
@@ -172,11 +173,17 @@ pub(crate) fn is_header(records: &[SampleRecord], names: &[String], values: &Val
         .iter()
         .filter(|r| r.fields.len() == width)
         .collect();
+    if consecutive_integers(first) && !data.iter().any(|r| consecutive_integers(r)) {
+        // Years or indices as names (`country,1990,1991,1992`), quoted like the data or not.
+        return true;
+    }
     if data.is_empty() {
-        return first
-            .fields
-            .iter()
-            .all(|f| !values.is_null(f) && values.classify(f) == Kind::Text);
+        // Names only; an empty one is allowed (pandas' index, R's row names).
+        return first.fields.iter().any(|f| !values.is_null(f))
+            && first
+                .fields
+                .iter()
+                .all(|f| matches!(values.classify(f), Kind::Null | Kind::Text));
     }
     let kinds = infer_kinds(data.iter().copied(), width, values);
     let (mut for_header, mut for_data) = (0usize, 0usize);
@@ -208,6 +215,20 @@ pub(crate) fn is_header(records: &[SampleRecord], names: &[String], values: &Val
     })
 }
 
+/// Whether a record holds at least three integers, and its integers read left to right count
+/// up by one (`1990,1991,1992`): names of years or positions, hardly ever a data record.
+fn consecutive_integers(record: &SampleRecord) -> bool {
+    let numbers: Vec<i64> = record
+        .fields
+        .iter()
+        .filter_map(|f| crate::values::parse_i64(f))
+        .collect();
+    numbers.len() >= 3
+        && numbers
+            .windows(2)
+            .all(|w| w[0].checked_add(1) == Some(w[1]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +252,16 @@ mod tests {
         assert!(header("x,y\nNA,1\n2,NA\n3,4\n"));
         assert!(header("\"id\",\"name\"\n\"1\",\"a\"\n"));
         assert!(header("a;b\n1,5;x\n"));
+        // Quoted years like the quoted data below them; a lone header of years.
+        assert!(header(
+            "\"country\",\"2004\",\"2005\",\"2006\"\n\"Berlin\",\"8142\",\"34.95\",\"7\"\n\"Rome\",\"1\",\"2.5\",\"8\"\n"
+        ));
+        assert!(header("country,1990,1991,1992\n"));
+        assert!(!header("1,2,3\n2,3,4\n"));
+        // Header-only files of pandas (empty index name) and R (empty row-names name).
+        assert!(header(",city,temp\n"));
+        assert!(header("\"\",\"id\",\"name\"\n"));
+        assert!(!header(",,\n1,2,3\n"));
     }
 
     #[test]

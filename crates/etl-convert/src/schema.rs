@@ -98,7 +98,7 @@ impl fmt::Display for ColumnSchema {
         )?;
         writeln!(
             f,
-            "# types: text, int64, float64, boolean, date, timestamp (no zone), timestamp_utc"
+            "# types: text, int64, float64, boolean, date, timestamp (no zone), timestamp_utc, time"
         )?;
         for (name, kind) in &self.columns {
             writeln!(f, "{name}: {}", kind.name())?;

@@ -4,7 +4,9 @@
 use arrow_schema::{DataType, TimeUnit};
 
 /// The null tokens used unless `--null-values` replaces them.
-pub const DEFAULT_NULL_VALUES: [&str; 8] = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "#N/A"];
+/// `\N` is how MySQL and PostgreSQL dumps write NULL.
+pub const DEFAULT_NULL_VALUES: [&str; 9] =
+    ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "#N/A", "\\N"];
 
 /// The type class of a column, ordered so that widening only goes towards `Text`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +25,8 @@ pub enum Kind {
     Timestamp,
     /// ISO 8601 timestamp with `Z` or an offset, stored as UTC.
     TimestampUtc,
+    /// Time of day `HH:MM[:SS[.fraction]]` (loggers write the date and the time apart).
+    Time,
     /// Anything else.
     Text,
 }
@@ -49,6 +53,7 @@ impl Kind {
             Kind::Date => DataType::Date32,
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::TimestampUtc => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Time => DataType::Time64(TimeUnit::Microsecond),
             Kind::Null | Kind::Text => DataType::Utf8,
         }
     }
@@ -62,6 +67,7 @@ impl Kind {
             DataType::Date32 => Kind::Date,
             DataType::Timestamp(TimeUnit::Microsecond, None) => Kind::Timestamp,
             DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => Kind::TimestampUtc,
+            DataType::Time64(TimeUnit::Microsecond) => Kind::Time,
             DataType::Utf8 => Kind::Text,
             _ => return None,
         })
@@ -76,6 +82,7 @@ impl Kind {
             Kind::Date => "date",
             Kind::Timestamp => "timestamp",
             Kind::TimestampUtc => "timestamp_utc",
+            Kind::Time => "time",
             Kind::Null | Kind::Text => "text",
         }
     }
@@ -89,6 +96,7 @@ impl Kind {
             "date" | "date32" => Kind::Date,
             "timestamp" => Kind::Timestamp,
             "timestamp_utc" | "timestamptz" => Kind::TimestampUtc,
+            "time" | "time64" => Kind::Time,
             "text" | "string" | "utf8" => Kind::Text,
             _ => return None,
         })
@@ -164,6 +172,9 @@ impl Values {
         }
         if parse_date(field).is_some() {
             return Kind::Date;
+        }
+        if parse_time(field).is_some() {
+            return Kind::Time;
         }
         match parse_timestamp(field) {
             Some((_, false)) => Kind::Timestamp,
@@ -344,6 +355,45 @@ pub fn parse_date(field: &[u8]) -> Option<i32> {
     i32::try_from(days_from_civil(year, month, day)).ok()
 }
 
+/// A time of day `HH:MM[:SS[.fraction]]` into microseconds since midnight.
+#[inline]
+pub fn parse_time(field: &[u8]) -> Option<i64> {
+    if field.len() < 5 || field[2] != b':' {
+        return None;
+    }
+    let hour = digits2(&field[0..2])?;
+    let minute = digits2(&field[3..5])?;
+    let mut second = 0;
+    let mut micros: i64 = 0;
+    let mut i = 5;
+    if field.len() > 5 {
+        if field[5] != b':' {
+            return None;
+        }
+        second = digits2(field.get(6..8)?)?;
+        i = 8;
+        if field.len() > 8 {
+            if field[8] != b'.' {
+                return None;
+            }
+            i = 9;
+            let mut scale = 100_000;
+            while i < field.len() && field[i].is_ascii_digit() {
+                micros += i64::from(field[i] - b'0') * scale;
+                scale /= 10;
+                i += 1;
+            }
+            if i == 9 {
+                return None;
+            }
+        }
+    }
+    if i != field.len() || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some(i64::from(hour * 3600 + minute * 60 + second) * 1_000_000 + micros)
+}
+
 /// ISO 8601 `YYYY-MM-DD[T ]HH:MM[:SS[.fraction]]` with an optional `Z` or `±HH[:MM]`, into
 /// microseconds since the epoch (UTC when zoned) and whether a zone was given.
 #[inline]
@@ -415,7 +465,7 @@ mod tests {
     #[test]
     fn kinds_of_values() {
         let v = Values::default();
-        let cases: [(&[u8], Kind); 22] = [
+        let cases: [(&[u8], Kind); 27] = [
             (b"1", Kind::Int64),
             (b"-42", Kind::Int64),
             (b"0", Kind::Int64),
@@ -437,6 +487,11 @@ mod tests {
             (b"2013-01-01 10:00:00.5", Kind::Timestamp),
             (b"NA", Kind::Null),
             (b"#N/A", Kind::Null),
+            (b"\\N", Kind::Null),
+            (b"10:30:00", Kind::Time),
+            (b"23:59", Kind::Time),
+            (b"07:05:09.25", Kind::Time),
+            (b"24:00:00", Kind::Text),
             (b"", Kind::Null),
         ];
         for (field, kind) in cases {
@@ -469,6 +524,10 @@ mod tests {
             Some((1_357_034_400_000_000, false))
         );
         assert_eq!(parse_timestamp(b"2013-01-01 25:00"), None);
+        assert_eq!(parse_time(b"01:02:03.5"), Some(3_723_500_000));
+        assert_eq!(parse_time(b"00:00"), Some(0));
+        assert_eq!(parse_time(b"1:02:03"), None);
+        assert_eq!(parse_time(b"10:30:0"), None);
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775808"), None);
     }
@@ -480,5 +539,7 @@ mod tests {
         assert_eq!(Kind::Date.merge(Kind::Timestamp), Kind::Timestamp);
         assert_eq!(Kind::Date.merge(Kind::TimestampUtc), Kind::Text);
         assert_eq!(Kind::Int64.merge(Kind::Boolean), Kind::Text);
+        assert_eq!(Kind::Time.merge(Kind::Null), Kind::Time);
+        assert_eq!(Kind::Time.merge(Kind::Timestamp), Kind::Text);
     }
 }

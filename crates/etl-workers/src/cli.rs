@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::Args;
 use etl_convert::{BadRows, ColumnSchema, Compression, ConvertOptions, HeaderMode, OutputFormat};
 
@@ -38,14 +39,14 @@ pub struct ConvertArgs {
     #[arg(long, env = env_vars::ETL_DELIMITER, value_parser = parse_delimiter)]
     pub delimiter: Option<u8>,
     /// Null tokens, comma-separated; replaces the default set
-    /// [default: empty, NA, N/A, NULL, null, NaN, nan, #N/A].
+    /// [default: empty, NA, N/A, NULL, null, NaN, nan, #N/A, \N].
     #[arg(long, env = env_vars::ETL_NULL_VALUES, allow_hyphen_values = true)]
     pub null_values: Option<String>,
     /// Read `3,50` as a number (always so with a `;` delimiter).
     #[arg(long)]
     pub decimal_comma: bool,
-    /// A schema file pinning column names and types (`name: type` per line, as
-    /// --print-schema writes it); a value that does not fit is a bad row.
+    /// A schema file (or s3://bucket/key) pinning column names and types (`name: type`
+    /// per line, as --print-schema writes it); a value that does not fit is a bad row.
     #[arg(long, env = env_vars::ETL_SCHEMA)]
     pub schema: Option<PathBuf>,
     /// Bad records: fail (stop at the first, write nothing), skip (leave them out, logged
@@ -76,6 +77,8 @@ impl ConvertArgs {
             None => None,
         };
         let schema = match &self.schema {
+            // Read by `load_s3_schema`, which needs a client.
+            Some(_) if self.schema_in_s3().is_some() => None,
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     UsageError(format!("cannot read the schema {}: {e}", path.display()))
@@ -101,6 +104,48 @@ impl ConvertArgs {
             bad_rows: self.bad_rows,
             ..ConvertOptions::default()
         })
+    }
+}
+
+impl ConvertArgs {
+    /// `--schema s3://bucket/key`: the bucket and key.
+    fn schema_in_s3(&self) -> Option<(&str, &str)> {
+        let uri = self.schema.as_deref()?.to_str()?.strip_prefix("s3://")?;
+        Some(uri.split_once('/').unwrap_or((uri, "")))
+    }
+
+    /// Reads `--schema s3://bucket/key` into `options` (nothing to do for a local file).
+    ///
+    /// # Errors
+    ///
+    /// A missing bucket or key, a missing object, or a malformed schema: usage errors (exit 2)
+    /// naming the object; S3 unreachable: transient.
+    pub async fn load_s3_schema(&self, options: &mut ConvertOptions) -> anyhow::Result<()> {
+        let Some((bucket, key)) = self.schema_in_s3() else {
+            return Ok(());
+        };
+        let uri = format!("s3://{bucket}/{key}");
+        if bucket.is_empty() || key.is_empty() {
+            return Err(UsageError(format!("--schema {uri}: give s3://bucket/key")).into());
+        }
+        let client = etl_s3::client_from_env().await?;
+        let body = match etl_s3::get_object(&client, bucket, key).await {
+            Ok((_, body)) => body,
+            Err(error) if error.is_not_found() => {
+                return Err(UsageError(format!("the schema {uri} does not exist")).into());
+            }
+            Err(error) => return Err(anyhow::Error::from(error).context("reading the schema")),
+        };
+        let bytes = body
+            .collect()
+            .await
+            .with_context(|| format!("reading the schema {uri}"))?
+            .into_bytes();
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| UsageError(format!("the schema {uri} is not UTF-8 text")))?;
+        let schema = ColumnSchema::parse(text).map_err(|e| UsageError(format!("{uri}: {e}")))?;
+        options.schema = Some(schema);
+        Ok(())
     }
 }
 

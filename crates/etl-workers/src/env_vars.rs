@@ -18,7 +18,7 @@ pub const ETL_COLUMNS: &str = "ETL_COLUMNS";
 pub const ETL_DELIMITER: &str = "ETL_DELIMITER";
 /// Null tokens, comma-separated (replaces the default set).
 pub const ETL_NULL_VALUES: &str = "ETL_NULL_VALUES";
-/// A schema file pinning column names and types.
+/// A schema file (or `s3://bucket/key`) pinning column names and types.
 pub const ETL_SCHEMA: &str = "ETL_SCHEMA";
 /// Bad records: `fail`, `skip`, `quarantine`.
 pub const ETL_BAD_ROWS: &str = "ETL_BAD_ROWS";

@@ -141,6 +141,7 @@ pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.key)?;
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.prefix)?;
     let mut options = args.convert.options()?;
+    args.convert.load_s3_schema(&mut options).await?;
     if let Some(format) = args.output.as_deref().and_then(crate::cli::format_of_path) {
         match args.convert.format {
             None => options.format = format,

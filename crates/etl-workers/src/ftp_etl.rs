@@ -101,7 +101,7 @@ struct RemoteFile {
 /// Runs `ftp-etl`.
 pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
     result_dir::prepare(args.result_dir.as_deref())?;
-    let options = args.convert.options()?;
+    let mut options = args.convert.options()?;
     let file = remote_file(&args)?;
     let bucket = args
         .bucket
@@ -129,6 +129,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         connect_timeout: Duration::from_secs(20),
     };
     let client = etl_s3::client_from_env().await?;
+    args.convert.load_s3_schema(&mut options).await?;
     let uri = format!("ftp://{host}{}", file.path);
     let mut connection = etl_ftp::connect(&settings).await?;
 
@@ -160,30 +161,47 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::Success);
     }
 
-    let download = connection.retr_stream(&file.path).await?;
-    let target = PutRequest {
-        bucket: bucket.clone(),
-        key: output_key.clone(),
-        content_type: options.format.content_type().to_owned(),
-        metadata: record.user_metadata(&options),
+    let mut widenings = 0;
+    let (summary, stored) = loop {
+        let download = connection.retr_stream(&file.path).await?;
+        let target = PutRequest {
+            bucket: bucket.clone(),
+            key: output_key.clone(),
+            content_type: options.format.content_type().to_owned(),
+            metadata: record.user_metadata(&options),
+        };
+        let footer = record.footer_metadata(&options);
+        let runtime = tokio::runtime::Handle::current();
+        let converted = pipeline::convert_to_s3(
+            &client,
+            download,
+            target,
+            &options,
+            footer,
+            move |download| {
+                // Publish only if the server confirms the whole file was sent.
+                runtime
+                    .block_on(download.finish())
+                    .map_err(anyhow::Error::from)
+            },
+        )
+        .await;
+        match converted {
+            Ok(done) => break done,
+            Err(error) if widenings < crate::etl::MAX_WIDENINGS => {
+                let Some(widening) = crate::etl::widening_of(&error) else {
+                    return Err(error.context(format!("converting {uri}")));
+                };
+                // The partial upload was aborted; the file is downloaded again on a fresh
+                // connection (the old one still owes the reply to the cut transfer).
+                options = crate::etl::widened(&uri, &options, widening);
+                widenings += 1;
+                let _ = connection.quit().await;
+                connection = etl_ftp::connect(&settings).await?;
+            }
+            Err(error) => return Err(error.context(format!("converting {uri}"))),
+        }
     };
-    let footer = record.footer_metadata(&options);
-    let runtime = tokio::runtime::Handle::current();
-    let (summary, stored) = pipeline::convert_to_s3(
-        &client,
-        download,
-        target,
-        &options,
-        footer,
-        move |download| {
-            // Publish only if the server confirms the whole file was sent.
-            runtime
-                .block_on(download.finish())
-                .map_err(anyhow::Error::from)
-        },
-    )
-    .await
-    .with_context(|| format!("converting {uri}"))?;
     let _ = connection.quit().await;
     tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), rows = summary.rows, bad_rows = summary.rejected, bytes = stored.size, "converted");
     let line = json!({"ftp_path": file.path, "output_bucket": bucket, "output_key": output_key, "rows": summary.rows, "bad_rows": summary.rejected, "status": "converted"});

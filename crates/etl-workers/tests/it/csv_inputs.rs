@@ -249,3 +249,72 @@ fn print_schema_then_pin_it_for_a_local_file_and_an_object() {
         stderr(&out)
     );
 }
+
+/// `--schema s3://bucket/key`: the schema file is read from the bucket and pins the types
+/// (amount as text, not the float64 inference gives); a missing key is exit 2 naming it,
+/// with no output.
+#[test]
+fn a_schema_stored_in_s3_pins_the_types() {
+    let t = TestContext::new();
+    t.put(
+        "input/pay.csv",
+        "id,amount,note\n1,3.50,a\n2,4.25,b\n".as_bytes(),
+    );
+    t.put(
+        "schemas/pay.schema",
+        "id: int64\namount: text\nnote: text\n".as_bytes(),
+    );
+    let out = t
+        .command(ETL)
+        .args([
+            "--key",
+            &format!("s3://{BUCKET}/input/pay.csv"),
+            "--schema",
+            &format!("s3://{BUCKET}/schemas/pay.schema"),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let batches = read_parquet(t.get("output/pay.parquet").expect("output/pay.parquet"));
+    assert_eq!(batches[0].schema().field(0).data_type(), &DataType::Int64);
+    assert_eq!(batches[0].schema().field(1).data_type(), &DataType::Utf8);
+    let amounts = batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap();
+    assert_eq!(amounts.value(0), "3.50");
+
+    // The same for a local input.
+    let input = t.write_file("pay.csv", "id,amount,note\n1,3.50,a\n");
+    let output = t.dir.path().join("pay.parquet");
+    let out = t
+        .command(ETL)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .args(["--schema", &format!("s3://{BUCKET}/schemas/pay.schema")])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let batches = read_parquet(std::fs::read(&output).unwrap());
+    assert_eq!(batches[0].schema().field(1).data_type(), &DataType::Utf8);
+
+    let missing = format!("s3://{BUCKET}/schemas/missing.schema");
+    let out = t
+        .command(ETL)
+        .args([
+            "--key",
+            &format!("s3://{BUCKET}/input/pay.csv"),
+            "--output-key",
+            "output/other.parquet",
+            "--schema",
+            &missing,
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains(&missing), "{}", stderr(&out));
+    assert!(t.get("output/other.parquet").is_none());
+}

@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use arrow_array::{Array, Int64Array};
+use arrow_array::{Array, Float64Array, Int64Array};
 use base64::Engine as _;
 use etl_test_support::ftp::FtpServer;
 
@@ -202,6 +202,59 @@ fn bad_csv_on_ftp_exits_2_with_line_and_no_output() {
     );
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
     assert!(t.keys("output/").is_empty());
+}
+
+/// A value far past the sample does not fit the inferred int64 column: ftp-etl downloads
+/// the file again and converts it with the column widened to float64, as etl does. Two
+/// RETRs, one output, every value kept.
+#[test]
+fn a_late_value_that_does_not_fit_widens_the_column_and_downloads_again() {
+    let t = TestContext::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut content = String::from("id,name,score\n");
+    for i in 1..=150_000 {
+        let score = if i == 140_000 {
+            "2.5".to_owned()
+        } else {
+            (i % 100).to_string()
+        };
+        content.push_str(&format!("{i},n{i},{score}\n"));
+    }
+    assert!(
+        content.len() > 2 << 20,
+        "the late value must lie past the sample"
+    );
+    std::fs::write(root.path().join("late.csv"), &content).unwrap();
+    let server = FtpServer::start(root.path());
+    let proxy = etl_test_support::ftp_count::CountingFtpProxy::without_mlsd(server.port());
+    let out = ftp_etl(
+        &t,
+        proxy.port(),
+        "etl",
+        FTP_PASSWORD,
+        &["--path", "late.csv"],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("converting again with the column widened"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(proxy.count("RETR"), 2, "{:?}", proxy.commands());
+    assert_eq!(t.keys("output/"), ["output/late.parquet"]);
+    let batches = read_parquet(t.get("output/late.parquet").unwrap());
+    let mut scores = Vec::new();
+    for batch in &batches {
+        let column = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("score widened to float64");
+        scores.extend(column.values().iter().copied());
+    }
+    assert_eq!(scores.len(), 150_000);
+    assert_eq!(scores[139_999], 2.5);
+    assert_eq!(scores[0], 1.0);
 }
 
 /// The seed's FTP test against vsftpd (the server the seeds deploy): `put test.csv` over
