@@ -139,14 +139,13 @@ pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
     result_dir::prepare(args.result_dir.as_deref())?;
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.key)?;
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.prefix)?;
-    let mut options = args.convert.options()?;
-    if let Some(format) = args.output.as_deref().and_then(crate::cli::format_of_path) {
+    if let Some((format, codec)) = args.output.as_deref().and_then(crate::cli::format_of_path) {
+        let named = args.output.as_deref().unwrap_or(Path::new("")).display();
         match args.convert.format {
-            None => options.format = format,
+            None => args.convert.format = Some(format),
             Some(given) if given != format => {
                 return Err(UsageError(format!(
-                    "--output {} names a {} file but --format is {}",
-                    args.output.as_deref().unwrap_or(Path::new("")).display(),
+                    "--output {named} names a {} file but --format is {}",
                     format.extension(),
                     given.extension()
                 ))
@@ -154,7 +153,20 @@ pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
             }
             Some(_) => {}
         }
+        match (args.convert.compression, codec) {
+            (None, Some(codec)) => args.convert.compression = Some(codec),
+            (Some(given), Some(codec)) if given.name() != codec.name() => {
+                return Err(UsageError(format!(
+                    "--output {named} names a {} file but --compression is {}",
+                    codec.name(),
+                    given.name()
+                ))
+                .into());
+            }
+            _ => {}
+        }
     }
+    let options = args.convert.options()?;
     if args.print_schema {
         return print_schema(&args, &options).await;
     }
@@ -269,10 +281,10 @@ fn job_for(
     key: String,
     etag: Option<String>,
 ) -> Result<Job, UsageError> {
-    let extension = options.format.extension();
+    let extension = options.extension();
     let output_key = match &args.output_key {
-        Some(template) => naming::expand_template(template, &key, extension)?,
-        None => naming::default_output_key(&key, extension),
+        Some(template) => naming::expand_template(template, &key, &extension)?,
+        None => naming::default_output_key(&key, &extension),
     };
     let output_bucket = args.output_bucket.clone().unwrap_or_else(|| bucket.clone());
     if output_bucket == bucket && output_key == key {
@@ -722,7 +734,7 @@ fn convert_local(
             input.with_file_name(format!(
                 "{}.{}",
                 naming::stem_of(&name),
-                options.format.extension()
+                options.extension()
             ))
         }
     };

@@ -15,6 +15,7 @@ mod ftp_etl;
 mod ftp_watch;
 mod garage;
 mod notify;
+mod operating;
 mod race;
 mod security;
 mod signals;
