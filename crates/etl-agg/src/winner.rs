@@ -209,11 +209,21 @@ pub(crate) fn format_row(
     let schema = batch.schema();
     let mut values = Vec::with_capacity(batch.num_columns());
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
-        let formatter =
-            ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| Error::Corrupt {
-                key: key.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let corrupt = |e: arrow_schema::ArrowError| Error::Corrupt {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        };
+        // Arrow formats only offset time zones without a zone database: an instant with a
+        // named zone ("UTC", as etl writes) is shown in UTC, which it is.
+        let array = match array.data_type() {
+            DataType::Timestamp(unit, Some(_)) => arrow_cast::cast(
+                array,
+                &DataType::Timestamp(*unit, Some("+00:00".into())),
+            )
+            .map_err(corrupt)?,
+            _ => array.clone(),
+        };
+        let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(corrupt)?;
         let text = formatter.value(index).to_string();
         let value = json_value(array.as_ref(), index, &text);
         values.push(Cell {
