@@ -216,11 +216,10 @@ pub(crate) fn format_row(
         // Arrow formats only offset time zones without a zone database: an instant with a
         // named zone ("UTC", as etl writes) is shown in UTC, which it is.
         let array = match array.data_type() {
-            DataType::Timestamp(unit, Some(_)) => arrow_cast::cast(
-                array,
-                &DataType::Timestamp(*unit, Some("+00:00".into())),
-            )
-            .map_err(corrupt)?,
+            DataType::Timestamp(unit, Some(_)) => {
+                arrow_cast::cast(array, &DataType::Timestamp(*unit, Some("+00:00".into())))
+                    .map_err(corrupt)?
+            }
             _ => array.clone(),
         };
         let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(corrupt)?;

@@ -466,18 +466,11 @@ fn agg_json_holds_the_row_as_typed_json_and_an_old_layout_is_stale() {
     let metadata = t.head_metadata("output/typed/agg.json");
     let mut old = report.clone();
     old["row"] = serde_json::json!([["no", "3"], ["name", "x"], ["score", "100.5"]]);
-    let mut put = t
-        .client
-        .put_object()
-        .bucket(BUCKET)
-        .key("output/typed/agg.json")
-        .body(serde_json::to_vec(&old).unwrap().into());
-    put = put.metadata("etl-fingerprint", &metadata["etl-fingerprint"]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(put.send()).unwrap();
+    t.put_with_metadata(
+        "output/typed/agg.json",
+        serde_json::to_vec(&old).unwrap(),
+        &[("etl-fingerprint", &metadata["etl-fingerprint"])],
+    );
     let out = run();
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("\"written\""), "{}", stdout(&out));
