@@ -154,6 +154,8 @@ pub(crate) struct ParquetSink<W: Write + Send> {
     schema: SchemaRef,
     encoders: Vec<ColumnEncoder>,
     group_rows: usize,
+    /// Arrow bytes handed to the encoders for the row group in progress (about).
+    group_bytes: usize,
     groups: usize,
     row_group_rows: usize,
 }
@@ -200,6 +202,7 @@ impl<W: Write + Send> ParquetSink<W> {
             schema,
             encoders: Vec::new(),
             group_rows: 0,
+            group_bytes: 0,
             groups: 0,
             row_group_rows: options.row_group_rows.max(1),
         })
@@ -228,6 +231,7 @@ impl<W: Write + Send> ParquetSink<W> {
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let mut offset = 0;
+        let row_bytes = batch.get_array_memory_size() / batch.num_rows().max(1);
         while offset < batch.num_rows() {
             if self.encoders.is_empty() {
                 self.start_group()?;
@@ -247,8 +251,10 @@ impl<W: Write + Send> ParquetSink<W> {
                 }
             }
             self.group_rows += take;
+            self.group_bytes += row_bytes * take;
             offset += take;
-            if self.group_rows == self.row_group_rows {
+            // The encoders hold a row group's pages until it ends: wide rows end it by size.
+            if self.group_rows == self.row_group_rows || self.group_bytes >= MAX_GROUP_BYTES {
                 self.end_group()?;
             }
         }
@@ -273,6 +279,7 @@ impl<W: Write + Send> ParquetSink<W> {
         group.close().map_err(write_error)?;
         self.groups += 1;
         self.group_rows = 0;
+        self.group_bytes = 0;
         Ok(())
     }
 
@@ -284,6 +291,10 @@ impl<W: Write + Send> ParquetSink<W> {
         output.flush().map_err(write_error)
     }
 }
+
+/// Arrow bytes after which a row group ends whatever its rows: what the column encoders
+/// hold stays bounded for wide tables (1M rows of 120 columns would be ~1 GB).
+const MAX_GROUP_BYTES: usize = 128 << 20;
 
 /// Rows of the first batch looked at to judge how repetitive a column is.
 const PROBE_ROWS: usize = 64 * 1024;
