@@ -31,7 +31,7 @@ use crate::{Compression, ConvertOptions, Error, OutputFormat, Result};
 /// A writer for one output file in the chosen format.
 pub(crate) enum BatchSink<W: Write + Send> {
     Parquet(Box<ParquetSink<W>>),
-    Jsonl(arrow_json::LineDelimitedWriter<Packed<W>>),
+    Jsonl(Box<arrow_json::LineDelimitedWriter<Packed<W>>>),
     Csv(Box<arrow_csv::Writer<Packed<W>>>),
 }
 
@@ -108,8 +108,8 @@ impl<W: Write + Send> BatchSink<W> {
             OutputFormat::Parquet => BatchSink::Parquet(Box::new(ParquetSink::try_new(
                 output, schema, options, metadata, first,
             )?)),
-            OutputFormat::Jsonl => BatchSink::Jsonl(arrow_json::LineDelimitedWriter::new(
-                Packed::new(output, options.compression())?,
+            OutputFormat::Jsonl => BatchSink::Jsonl(Box::new(
+                arrow_json::LineDelimitedWriter::new(Packed::new(output, options.compression())?),
             )),
             OutputFormat::Csv => BatchSink::Csv(Box::new(
                 arrow_csv::WriterBuilder::new()
