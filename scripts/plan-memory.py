@@ -2,7 +2,8 @@
 """Peak memory of `etl` against the limit `etl --plan` suggests, on inputs of several sizes
 and shapes, converted from a local S3-compatible server as a pod converts them.
 
-Usage: plan-memory.py ETL ETL_S3_SERVER WORKDIR [--quick]
+Usage: plan-memory.py ETL ETL_S3_SERVER WORKDIR [--quick] [--one-core-too] [--generate-only]
+(PLAN_MEMORY_ONLY=seed-60.csv,wide-900.csv measures only those objects.)
 
 Generates the inputs in WORKDIR (streaming, a few GB at most), serves them with
 etl-s3-server, asks `etl --plan` for each object's suggested memory limit, converts each
@@ -158,6 +159,9 @@ def main():
     cases.append(("one 16 MiB record", "max-record.csv",
                   lambda p: max_record(p, 16 * MIB)))
 
+    only = [k for k in os.environ.get("PLAN_MEMORY_ONLY", "").split(",") if k]
+    if only:
+        cases = [c for c in cases if c[1] in only]
     for name, key, make in cases:
         path = data / key
         if not path.exists():
@@ -166,6 +170,7 @@ def main():
 
     if "--generate-only" in sys.argv:
         return
+    cores_list = (1, 2) if "--one-core-too" in sys.argv or not quick else (2,)
     port = free_port()
     server = subprocess.Popen([str(server_bin), str(root), f"127.0.0.1:{port}", BUCKET],
                               stdout=subprocess.PIPE, text=True)
@@ -186,7 +191,7 @@ def main():
             limit = quantity(line["resources"]["limits"]["memory"])
             cpu = line["resources"]["limits"]["cpu"]
             peaks = []
-            for cores in (1, 2):
+            for cores in cores_list:
                 code, peak, err = run_measured(
                     [str(etl), "--bucket", BUCKET, "--key", f"input/{key}", "--force"], env, cores)
                 if code != 0:
@@ -195,7 +200,7 @@ def main():
             size = (data / key).stat().st_size
             peak = max(peaks)
             worst = max(worst, peak / limit)
-            rows.append((name, size, cpu, limit, peaks[0], peaks[1], peak / limit))
+            rows.append((name, size, cpu, limit, peaks[0], peaks[-1], peak / limit))
             sys.stderr.write(f"{key}: limit {limit // MIB} MiB, peaks {[p // MIB for p in peaks]} MiB\n")
     finally:
         server.kill()
