@@ -2,8 +2,9 @@
 """Peak memory of `etl` against the limit `etl --plan` suggests, on inputs of several sizes
 and shapes, converted from a local S3-compatible server as a pod converts them.
 
-Usage: plan-memory.py ETL ETL_S3_SERVER WORKDIR [--quick] [--one-core-too] [--generate-only]
-(PLAN_MEMORY_ONLY=seed-60.csv,wide-900.csv measures only those objects.)
+Usage: plan-memory.py ETL ETL_S3_SERVER WORKDIR [--quick] [--generate-only]
+(PLAN_MEMORY_ONLY=seed-60.csv,wide-900.csv measures only those objects; PLAN_MEMORY_CORES=2
+only with 2 cores.)
 
 Generates the inputs in WORKDIR (streaming, a few GB at most), serves them with
 etl-s3-server, asks `etl --plan` for each object's suggested memory limit, converts each
@@ -170,7 +171,7 @@ def main():
 
     if "--generate-only" in sys.argv:
         return
-    cores_list = (1, 2) if "--one-core-too" in sys.argv or not quick else (2,)
+    cores_list = [int(c) for c in os.environ.get("PLAN_MEMORY_CORES", "1,2").split(",")]
     port = free_port()
     server = subprocess.Popen([str(server_bin), str(root), f"127.0.0.1:{port}", BUCKET],
                               stdout=subprocess.PIPE, text=True)
