@@ -382,7 +382,9 @@ async fn print_states(
 pub fn suggested_resources(size: u64) -> serde_json::Value {
     const MIB: u64 = 1024 * 1024;
     let (cpu, cpu_limit, memory, memory_limit) = match size {
-        s if s < 64 * MIB => ("250m", "1", "64Mi", "256Mi"),
+        // Limits measured by `make plan-memory`: a 120-column file of 60 MiB peaks at
+        // ~220 MiB (row groups end at 128 MiB of Arrow data), narrower files far lower.
+        s if s < 64 * MIB => ("250m", "1", "64Mi", "384Mi"),
         s if s < 1024 * MIB => ("1", "2", "128Mi", "512Mi"),
         _ => ("2", "4", "256Mi", "1Gi"),
     };
