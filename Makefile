@@ -1,5 +1,5 @@
 # Every target works on a fresh machine with the Rust toolchain and python3.
-.PHONY: demo test lint realworld csv-eval manifests bench image image-binaries fuzz deploy clean
+.PHONY: demo test lint realworld csv-eval manifests bench plan-memory image image-binaries fuzz deploy clean
 
 CARGO ?= cargo
 # Where cargo puts binaries, whatever CARGO_TARGET_DIR or .cargo/config says.
@@ -44,6 +44,10 @@ manifests:
 ## bench: speed and memory against pyarrow, polars, duckdb, pandas (writes BENCHMARKS.md); the cost of an ftp-watch poll (bench/ftp-poll.md)
 bench:
 	scripts/bench.sh
+
+## plan-memory: peak RSS of etl on several sizes and shapes against the memory limit etl --plan suggests
+plan-memory:
+	scripts/plan-memory.sh
 
 ## image-binaries: the release binaries exactly as docker/Dockerfile builds them
 image-binaries:

@@ -9,7 +9,7 @@ mod sparse;
 mod winner;
 
 pub use error::{Error, Result};
-pub use report::{AggReport, fingerprint, format_series};
+pub use report::{AggReport, Cell, REPORT_FORMAT, fingerprint, format_series};
 pub use row::{RowReader, Step};
 pub use sparse::{FooterParse, SparseFile, parse_footer};
 pub use winner::{Candidate, Value, column_chunk_ranges, column_max, resolve_column};

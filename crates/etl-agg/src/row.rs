@@ -21,8 +21,8 @@ use crate::{Error, Result};
 pub enum Step {
     /// Fetch these byte ranges and [`RowReader::push`] them.
     Fetch(Vec<Range<u64>>),
-    /// The row: column name → formatted value.
-    Row(Vec<(String, String)>),
+    /// The row, in column order.
+    Row(Vec<crate::Cell>),
 }
 
 enum Stage {

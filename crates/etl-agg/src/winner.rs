@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
@@ -13,7 +14,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::metadata::ParquetMetaData;
 
-use crate::{Error, Result, SparseFile};
+use crate::{Cell, Error, Result, SparseFile};
 
 /// A comparable value of the aggregated column.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,7 +165,7 @@ pub fn column_max(
             return Err(Error::NotNumeric {
                 key: file.key().to_owned(),
                 column: column.to_owned(),
-                data_type: data_type.to_string(),
+                data_type: plain_type_name(&data_type),
             });
         }
         offset += batch.num_rows() as u64;
@@ -172,22 +173,90 @@ pub fn column_max(
     Ok(best)
 }
 
-/// Row `index` of `batch`, formatted, with its column names (nulls as pandas prints them).
+/// A type as users name it (`int64`, `float64`, `text`, `date`, `timestamp`, `bool`),
+/// not as Arrow prints it (`Utf8`, `Timestamp(µs, "UTC")`).
+pub(crate) fn plain_type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text".to_owned(),
+        DataType::Boolean => "bool".to_owned(),
+        DataType::Date32 | DataType::Date64 => "date".to_owned(),
+        DataType::Timestamp(..) => "timestamp".to_owned(),
+        DataType::Time32(_) | DataType::Time64(_) => "time".to_owned(),
+        DataType::Duration(_) | DataType::Interval(_) => "duration".to_owned(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".to_owned(),
+        DataType::FixedSizeBinary(_) => "binary".to_owned(),
+        DataType::Null => "null".to_owned(),
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::ListView(_)
+        | DataType::LargeListView(_)
+        | DataType::FixedSizeList(..) => "list".to_owned(),
+        DataType::Struct(_) => "struct".to_owned(),
+        DataType::Map(..) => "map".to_owned(),
+        DataType::Dictionary(_, values) => plain_type_name(values),
+        other => other.to_string().to_ascii_lowercase(),
+    }
+}
+
+/// Row `index` of `batch` with its column names: as pandas prints it (nulls as `NaN`) and
+/// as typed JSON.
 pub(crate) fn format_row(
     key: &str,
     batch: &arrow_array::RecordBatch,
     index: usize,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<Cell>> {
     let options = FormatOptions::default().with_null("NaN");
     let schema = batch.schema();
     let mut values = Vec::with_capacity(batch.num_columns());
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
-        let formatter =
-            ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| Error::Corrupt {
-                key: key.to_owned(),
-                reason: e.to_string(),
-            })?;
-        values.push((field.name().clone(), formatter.value(index).to_string()));
+        let corrupt = |e: arrow_schema::ArrowError| Error::Corrupt {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        };
+        // Arrow formats only offset time zones without a zone database: an instant with a
+        // named zone ("UTC", as etl writes) is shown in UTC, which it is.
+        let array = match array.data_type() {
+            DataType::Timestamp(unit, Some(_)) => {
+                arrow_cast::cast(array, &DataType::Timestamp(*unit, Some("+00:00".into())))
+                    .map_err(corrupt)?
+            }
+            _ => array.clone(),
+        };
+        let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(corrupt)?;
+        let text = formatter.value(index).to_string();
+        let value = json_value(array.as_ref(), index, &text);
+        values.push(Cell {
+            name: field.name().clone(),
+            text,
+            value,
+        });
     }
     Ok(values)
+}
+
+/// Value `index` of `array` as JSON: numbers and booleans as such (a float that JSON
+/// cannot hold, NaN or infinite, as null), anything else as its text.
+fn json_value(array: &dyn Array, index: usize, text: &str) -> serde_json::Value {
+    use arrow_array::types::{
+        Float32Type, Int8Type, Int16Type, Int32Type, UInt8Type, UInt16Type, UInt32Type,
+    };
+    use serde_json::Value as Json;
+    if array.is_null(index) {
+        return Json::Null;
+    }
+    let float = |v: f64| serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number);
+    match array.data_type() {
+        DataType::Boolean => Json::Bool(array.as_boolean().value(index)),
+        DataType::Int8 => array.as_primitive::<Int8Type>().value(index).into(),
+        DataType::Int16 => array.as_primitive::<Int16Type>().value(index).into(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(index).into(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(index).into(),
+        DataType::UInt8 => array.as_primitive::<UInt8Type>().value(index).into(),
+        DataType::UInt16 => array.as_primitive::<UInt16Type>().value(index).into(),
+        DataType::UInt32 => array.as_primitive::<UInt32Type>().value(index).into(),
+        DataType::UInt64 => array.as_primitive::<UInt64Type>().value(index).into(),
+        DataType::Float32 => float(f64::from(array.as_primitive::<Float32Type>().value(index))),
+        DataType::Float64 => float(array.as_primitive::<Float64Type>().value(index)),
+        _ => Json::String(text.to_owned()),
+    }
 }

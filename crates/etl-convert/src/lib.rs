@@ -4,6 +4,7 @@
 //! [`std::io::Write`]; memory stays bounded by the batch and row-group sizes, never by the
 //! file. Fetching and storing bytes (S3, FTP, files) is left to the callers.
 
+mod bounded;
 mod columns;
 mod decompress;
 mod error;
@@ -21,7 +22,8 @@ mod writer;
 pub use decompress::{Codec, open as decompress};
 pub use error::{Error, Result};
 pub use options::{
-    BadRows, Compression, ConvertOptions, ExtraSample, HeaderMode, OutputFormat, SEED_COLUMNS,
+    BadRows, Compression, ConvertOptions, DEFAULT_MAX_RECORD_BYTES, ExtraSample, HeaderMode,
+    OutputFormat, SEED_COLUMNS,
 };
 pub use reader::sample_offsets;
 pub use schema::{ColumnSchema, Widening};
@@ -37,7 +39,7 @@ pub struct ConvertSummary {
     pub rows: u64,
     /// Whether the input's first line was taken as a header.
     pub header: bool,
-    /// Column names and Arrow types, in order.
+    /// Column names and types (as a schema file names them: int64, text, …), in order.
     pub columns: Vec<(String, String)>,
     /// Records set aside under `--bad-rows skip|quarantine`.
     pub rejected: u64,

@@ -61,13 +61,15 @@ impl fmt::Display for OutputFormat {
     }
 }
 
-/// Parquet compression codec.
+/// Output compression: a Parquet codec, or the whole file's for CSV and JSON Lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     /// Zstandard at the given level (default level 3).
     Zstd(i32),
-    /// Snappy.
+    /// Snappy (Parquet only).
     Snappy,
+    /// Gzip at the given level (CSV and JSON Lines only; default level 6).
+    Gzip(u32),
     /// No compression.
     None,
 }
@@ -78,30 +80,98 @@ impl Default for Compression {
     }
 }
 
+impl Compression {
+    /// What a format gets when no compression is asked for: zstd inside Parquet, none for
+    /// CSV and JSON Lines (readers expect plain text unless the name says otherwise).
+    pub fn default_for(format: OutputFormat) -> Self {
+        match format {
+            OutputFormat::Parquet => Compression::default(),
+            OutputFormat::Jsonl | OutputFormat::Csv => Compression::None,
+        }
+    }
+
+    /// Refuses a codec the format cannot carry (snappy for CSV, gzip inside Parquet).
+    pub fn check(self, format: OutputFormat) -> Result<(), Error> {
+        let fits = match (format, self) {
+            (_, Compression::None | Compression::Zstd(_)) => true,
+            (OutputFormat::Parquet, Compression::Snappy) => true,
+            (OutputFormat::Jsonl | OutputFormat::Csv, Compression::Gzip(_)) => true,
+            (OutputFormat::Parquet, Compression::Gzip(_))
+            | (OutputFormat::Jsonl | OutputFormat::Csv, Compression::Snappy) => false,
+        };
+        if fits {
+            return Ok(());
+        }
+        let expected = match format {
+            OutputFormat::Parquet => "zstd, zstd:LEVEL, snappy or none",
+            OutputFormat::Jsonl | OutputFormat::Csv => "gzip, gzip:LEVEL, zstd, zstd:LEVEL or none",
+        };
+        Err(Error::Options(format!(
+            "--compression {} does not apply to {format} output: expected {expected}",
+            self.name()
+        )))
+    }
+
+    /// The codec's name without its level.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd(_) => "zstd",
+            Compression::Snappy => "snappy",
+            Compression::Gzip(_) => "gzip",
+            Compression::None => "none",
+        }
+    }
+
+    /// The extension a whole compressed file gets after the format's (`gz`, `zst`); none
+    /// for Parquet, whose codec is inside the file.
+    pub fn file_extension(self, format: OutputFormat) -> Option<&'static str> {
+        match (format, self) {
+            (OutputFormat::Parquet, _) | (_, Compression::None | Compression::Snappy) => None,
+            (_, Compression::Gzip(_)) => Some("gz"),
+            (_, Compression::Zstd(_)) => Some("zst"),
+        }
+    }
+
+    /// The codec a file extension names (`gz`, `zst`, `zstd`).
+    pub fn from_file_extension(extension: &str) -> Option<Self> {
+        match extension.to_ascii_lowercase().as_str() {
+            "gz" | "gzip" => Some(Compression::Gzip(6)),
+            "zst" | "zstd" => Some(Compression::Zstd(3)),
+            _ => None,
+        }
+    }
+}
+
 impl FromStr for Compression {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
         let lower = s.to_ascii_lowercase();
-        match lower.as_str() {
-            "zstd" => Ok(Compression::default()),
-            "snappy" => Ok(Compression::Snappy),
-            "none" | "uncompressed" => Ok(Compression::None),
-            _ => match lower
-                .strip_prefix("zstd:")
-                .or_else(|| lower.strip_prefix("zstd-"))
-            {
-                Some(level) => level
-                    .parse::<i32>()
-                    .ok()
-                    .filter(|l| (1..=22).contains(l))
-                    .map(Compression::Zstd)
-                    .ok_or_else(|| {
-                        Error::Options(format!("zstd level must be 1..=22, got '{level}'"))
-                    }),
-                None => Err(Error::Options(format!(
-                    "unknown compression '{s}': expected zstd, zstd:LEVEL, snappy or none"
-                ))),
-            },
+        let (name, level) = match lower.split_once([':', '-']) {
+            Some((name, level)) => (name, Some(level)),
+            None => (lower.as_str(), None),
+        };
+        let level_of = |range: std::ops::RangeInclusive<i32>, default: i32| match level {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<i32>()
+                .ok()
+                .filter(|l| range.contains(l))
+                .ok_or_else(|| {
+                    Error::Options(format!(
+                        "{name} level must be {}..={}, got '{text}'",
+                        range.start(),
+                        range.end()
+                    ))
+                }),
+        };
+        match name {
+            "zstd" => Ok(Compression::Zstd(level_of(1..=22, 3)?)),
+            "gzip" | "gz" => Ok(Compression::Gzip(level_of(1..=9, 6)?.unsigned_abs())),
+            "snappy" if level.is_none() => Ok(Compression::Snappy),
+            "none" | "uncompressed" if level.is_none() => Ok(Compression::None),
+            _ => Err(Error::Options(format!(
+                "unknown compression '{s}': expected zstd, zstd:LEVEL, gzip, gzip:LEVEL, snappy or none"
+            ))),
         }
     }
 }
@@ -110,6 +180,7 @@ impl fmt::Display for Compression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Compression::Zstd(level) => write!(f, "zstd:{level}"),
+            Compression::Gzip(level) => write!(f, "gzip:{level}"),
             Compression::Snappy => f.write_str("snappy"),
             Compression::None => f.write_str("none"),
         }
@@ -182,8 +253,9 @@ impl fmt::Debug for ExtraSample {
 pub struct ConvertOptions {
     /// Output format.
     pub format: OutputFormat,
-    /// Parquet codec.
-    pub compression: Compression,
+    /// Output compression [default: [`Compression::default_for`] the format]; see
+    /// [`Compression::check`].
+    pub compression: Option<Compression>,
     /// Header handling.
     pub header: HeaderMode,
     /// Column names given by the user; with a header they replace the header's names.
@@ -209,13 +281,48 @@ pub struct ConvertOptions {
     pub sample_bytes: usize,
     /// Bad records: fail, skip or quarantine.
     pub bad_rows: BadRows,
+    /// A record (line ending excluded) longer than this is a bad record; memory stays
+    /// bounded by it whatever the input.
+    pub max_record_bytes: usize,
+}
+
+/// The default of [`ConvertOptions::max_record_bytes`]: records of JSON or long text fit,
+/// and a conversion holding a few of them stays well inside the smallest pod `--plan`
+/// suggests.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// `16 MiB`, `1.5 KiB`, `100 bytes`.
+pub(crate) fn byte_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (scale, unit) in UNITS {
+        if bytes >= scale {
+            let value = bytes as f64 / scale as f64;
+            return if bytes.is_multiple_of(scale) {
+                format!("{} {unit}", bytes / scale)
+            } else {
+                format!("{value:.1} {unit}")
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// The bad record at `line` that is longer than `limit`.
+pub(crate) fn too_long(line: u64, limit: usize) -> Error {
+    Error::BadRecord {
+        line,
+        reason: format!(
+            "the record is longer than {} (--max-record-bytes)",
+            byte_size(limit as u64)
+        ),
+    }
 }
 
 impl Default for ConvertOptions {
     fn default() -> Self {
         ConvertOptions {
             format: OutputFormat::default(),
-            compression: Compression::default(),
+            compression: None,
             header: HeaderMode::default(),
             columns: None,
             default_columns: SEED_COLUMNS.iter().map(|s| (*s).to_owned()).collect(),
@@ -225,6 +332,7 @@ impl Default for ConvertOptions {
             schema: None,
             extra_sample: None,
             bad_rows: BadRows::Fail,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             batch_size: 64 * 1024,
             row_group_rows: 1024 * 1024,
             sample_bytes: 1024 * 1024,
@@ -233,6 +341,30 @@ impl Default for ConvertOptions {
 }
 
 impl ConvertOptions {
+    /// The compression in force: the one asked for, else the format's default.
+    pub fn compression(&self) -> Compression {
+        self.compression
+            .unwrap_or_else(|| Compression::default_for(self.format))
+    }
+
+    /// The output file's extension: the format's, then the compression's (`csv.gz`).
+    pub fn extension(&self) -> String {
+        match self.compression().file_extension(self.format) {
+            Some(codec) => format!("{}.{codec}", self.format.extension()),
+            None => self.format.extension().to_owned(),
+        }
+    }
+
+    /// The media type of the output (a compressed text file is stored as such, so that
+    /// HTTP clients do not unpack it behind the reader's back).
+    pub fn content_type(&self) -> &'static str {
+        match self.compression().file_extension(self.format) {
+            Some("gz") => "application/gzip",
+            Some(_) => "application/zstd",
+            None => self.format.content_type(),
+        }
+    }
+
     /// A short, stable description of the options that change the output bytes, recorded
     /// with every output so that a changed option makes an existing output stale.
     pub fn fingerprint(&self) -> String {
@@ -249,7 +381,7 @@ impl ConvertOptions {
         let mut fingerprint = format!(
             "format={};compression={};header={header};columns={columns};delimiter={}",
             self.format,
-            self.compression,
+            self.compression(),
             self.delimiter.map_or(',', char::from)
         );
         // Each only when set, so that outputs made before the option existed stay current.
@@ -261,6 +393,9 @@ impl ConvertOptions {
         }
         if let Some(schema) = self.schema.as_ref().filter(|s| s.strict) {
             fingerprint.push_str(&format!(";schema={}", schema.compact()));
+        }
+        if self.max_record_bytes != DEFAULT_MAX_RECORD_BYTES {
+            fingerprint.push_str(&format!(";max_record_bytes={}", self.max_record_bytes));
         }
         match self.bad_rows {
             BadRows::Fail => {}
@@ -292,8 +427,46 @@ mod tests {
         let err = "lz5".parse::<Compression>().err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("unknown compression 'lz5': expected zstd, zstd:LEVEL, snappy or none")
+            Some(
+                "unknown compression 'lz5': expected zstd, zstd:LEVEL, gzip, gzip:LEVEL, snappy or none"
+            )
         );
         assert!("zstd:23".parse::<Compression>().is_err());
+        assert!("gzip:10".parse::<Compression>().is_err());
+        assert_eq!(
+            "gzip:9".parse::<Compression>().ok(),
+            Some(Compression::Gzip(9))
+        );
+        assert_eq!(
+            "zstd-7".parse::<Compression>().ok(),
+            Some(Compression::Zstd(7))
+        );
+    }
+
+    #[test]
+    fn codecs_fit_formats() {
+        let csv = OutputFormat::Csv;
+        assert!(Compression::Gzip(6).check(csv).is_ok());
+        assert!(Compression::Zstd(3).check(OutputFormat::Jsonl).is_ok());
+        let err = Compression::Snappy.check(csv).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "--compression snappy does not apply to csv output: expected gzip, gzip:LEVEL, zstd, zstd:LEVEL or none"
+        );
+        assert!(Compression::Gzip(6).check(OutputFormat::Parquet).is_err());
+        let options = ConvertOptions {
+            format: csv,
+            compression: Some(Compression::Gzip(6)),
+            ..ConvertOptions::default()
+        };
+        assert_eq!(options.extension(), "csv.gz");
+        assert_eq!(ConvertOptions::default().extension(), "parquet");
+    }
+
+    #[test]
+    fn byte_sizes_read_plainly() {
+        assert_eq!(byte_size(16 << 20), "16 MiB");
+        assert_eq!(byte_size(1536), "1.5 KiB");
+        assert_eq!(byte_size(100), "100 bytes");
     }
 }

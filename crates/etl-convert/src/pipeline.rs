@@ -143,6 +143,7 @@ pub(crate) fn convert_tuned<R: Read, W: Write + Send>(
             layout,
             batch_size: options.batch_size,
             chunk_bytes,
+            max_record_bytes: options.max_record_bytes.max(1),
             seq: 0,
         };
         let read_result = reader.run(sample, header, first_line);
@@ -170,10 +171,9 @@ pub(crate) fn summary(
         rejected,
         header,
         columns: columns
-            .arrow()
-            .fields()
+            .columns
             .iter()
-            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .map(|(name, kind)| (name.clone(), kind.name().to_owned()))
             .collect(),
         schema: ColumnSchema {
             strict: false,
@@ -344,6 +344,7 @@ struct Reader<'a, R: Read> {
     layout: &'a Layout<'a>,
     batch_size: usize,
     chunk_bytes: usize,
+    max_record_bytes: usize,
     seq: u64,
 }
 
@@ -372,6 +373,10 @@ impl<R: Read> Reader<'_, R> {
                 }
                 match memchr::memrchr(b'\n', &buffer[searched..]) {
                     Some(i) => break searched + i + 1,
+                    // A line longer than the limit is a bad record: never held whole.
+                    None if buffer.len() > self.max_record_bytes => {
+                        return Err(crate::options::too_long(line, self.max_record_bytes));
+                    }
                     // A line longer than a chunk: read on until it ends.
                     None => {
                         searched = buffer.len();
@@ -388,6 +393,16 @@ impl<R: Read> Reader<'_, R> {
             }
             carry.extend_from_slice(&buffer[end..]);
             buffer.truncate(end);
+            // Lines longer than a chunk were checked above; a limit below the chunk size
+            // needs a look at each line.
+            if self.max_record_bytes < end
+                && let Some(index) = over_limit(&buffer, self.max_record_bytes)
+            {
+                return Err(crate::options::too_long(
+                    line + index,
+                    self.max_record_bytes,
+                ));
+            }
             let lines = memchr::memchr_iter(b'\n', &buffer).count() as u64;
             let job = Job {
                 seq: self.seq,
@@ -426,6 +441,7 @@ impl<R: Read> Reader<'_, R> {
             first_line,
             skip_header,
             self.batch_size,
+            self.max_record_bytes,
         );
         loop {
             let Ok(token) = self.pool.recv() else {
@@ -448,6 +464,21 @@ impl<R: Read> Reader<'_, R> {
             }
         }
     }
+}
+
+/// The index of the first line of `chunk` longer than `limit` bytes (line ending excluded).
+fn over_limit(chunk: &[u8], limit: usize) -> Option<u64> {
+    let mut start = 0;
+    for (index, end) in memchr::memchr_iter(b'\n', chunk)
+        .chain(std::iter::once(chunk.len()))
+        .enumerate()
+    {
+        if end - start > limit {
+            return Some(index as u64);
+        }
+        start = end + 1;
+    }
+    None
 }
 
 /// A worker: decodes chunks until the reader is done.
@@ -514,6 +545,7 @@ mod tests {
             sniffed.first_line,
             sniffed.header,
             options.batch_size,
+            options.max_record_bytes,
         );
         let mut writer = arrow_csv::WriterBuilder::new()
             .with_header(true)
@@ -643,6 +675,68 @@ mod tests {
         let err = tuned(&input, &options, 128).unwrap_err();
         assert_eq!(err.line(), Some(202), "{err}");
         same_as_sequential(&input, &options).unwrap_err();
+    }
+
+    #[test]
+    fn a_record_over_the_limit_is_a_bad_record_on_every_path() {
+        let long = "y".repeat(5000);
+        let options = ConvertOptions {
+            max_record_bytes: 1000,
+            ..ConvertOptions::default()
+        };
+        let input = format!("{}1001,{long},5\n{}", rows(1000, 1), rows(10, 1002));
+        same_as_sequential(&input, &options).unwrap_err();
+        let err = tuned(&input, &options, 256).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1001: the record is longer than 1000 bytes (--max-record-bytes)"
+        );
+        for chunk_bytes in [64, 4096, 1 << 20] {
+            let err = tuned(&input, &options, chunk_bytes).unwrap_err();
+            assert_eq!(err.line(), Some(1001), "chunk_bytes {chunk_bytes}");
+        }
+        // After a quote, on the sequential path: a quoted field across lines.
+        let quoted = format!(
+            "1,\"q\",1\n{}1001,\"{}\",5\n",
+            rows(999, 2),
+            "z\n".repeat(600)
+        );
+        for chunk_bytes in [64, 1 << 20] {
+            let err = tuned(&quoted, &options, chunk_bytes).unwrap_err();
+            assert_eq!(err.line(), Some(1001), "chunk_bytes {chunk_bytes}");
+        }
+        // A first record over the limit.
+        let err = tuned(&format!("{long},1\n1,2\n"), &options, 64).unwrap_err();
+        assert_eq!(err.line(), Some(1));
+    }
+
+    #[test]
+    fn skipped_over_long_records_leave_the_others() {
+        let options = ConvertOptions {
+            max_record_bytes: 100,
+            bad_rows: crate::BadRows::Skip,
+            format: OutputFormat::Csv,
+            ..ConvertOptions::default()
+        };
+        let input = format!(
+            "{}11,\"{}\",5\n{}",
+            rows(10, 1),
+            "long\n".repeat(100),
+            rows(5, 12)
+        );
+        let mut out = Vec::new();
+        let mut rejected = Vec::new();
+        crate::convert_with_rejects(input.as_bytes(), &mut out, &options, &[], &mut |row| {
+            rejected.push(row);
+            Ok(())
+        })
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 16, "{text}");
+        assert!(text.ends_with("16,name2,16\n"), "{text}");
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].line, 11);
+        assert!(rejected[0].record.is_empty());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(crate) struct Sniffed {
 
 /// Reads a sample of `input` and decides delimiter, header and schema.
 pub(crate) fn sniff(input: &mut impl Read, options: &ConvertOptions) -> Result<Sniffed> {
-    let (mut sample, whole) = read_sample(input, options.sample_bytes)?;
+    let (mut sample, whole) = read_sample(input, options.sample_bytes, options.max_record_bytes)?;
     if sample.starts_with(UTF8_BOM) {
         sample.drain(..UTF8_BOM.len());
     }
@@ -199,13 +199,14 @@ fn shift(error: Error, lines: u64) -> Error {
     }
 }
 
-/// Lines longer than this are refused rather than buffered.
-const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
-
 /// Reads `limit` bytes, or more until the sample holds a whole first record (a very long
-/// first line must not be inferred from its beginning). Returns the sample and whether it
-/// is the whole input.
-pub(crate) fn read_sample(input: &mut impl Read, limit: usize) -> Result<(Vec<u8>, bool)> {
+/// first line must not be inferred from its beginning), which must not be longer than
+/// `max_record` bytes. Returns the sample and whether it is the whole input.
+pub(crate) fn read_sample(
+    input: &mut impl Read,
+    limit: usize,
+    max_record: usize,
+) -> Result<(Vec<u8>, bool)> {
     let mut sample = Vec::with_capacity(limit.min(1 << 20));
     let mut budget = limit.max(1);
     loop {
@@ -223,13 +224,18 @@ pub(crate) fn read_sample(input: &mut impl Read, limit: usize) -> Result<(Vec<u8
         if infer::frame(content, b',', false).is_ok_and(|r| !r.is_empty()) {
             return Ok((sample, false));
         }
-        if sample.len() >= MAX_LINE_BYTES {
-            return Err(Error::BadRecord {
-                line: 1,
-                reason: format!("the line is longer than {} MiB", MAX_LINE_BYTES >> 20),
-            });
+        // Room for a byte-order mark, blank lines before the record and its line ending.
+        let allowed = max_record.saturating_add(1024);
+        if sample.len() >= allowed {
+            let content = sample.strip_prefix(UTF8_BOM).unwrap_or(&sample);
+            let blank = content
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            return Err(crate::options::too_long(blank + 1, max_record));
         }
-        budget = sample.len();
+        budget = sample.len().min(allowed - sample.len());
     }
 }
 
@@ -277,7 +283,7 @@ mod tests {
     #[test]
     fn a_quoted_field_across_the_sample_end_reads_on() {
         let text = format!("1,\"{}\n\",3\n{}", "x".repeat(100), "2,b,4\n".repeat(100));
-        let (sample, whole) = read_sample(&mut Cursor::new(text.as_bytes()), 10).unwrap();
+        let (sample, whole) = read_sample(&mut Cursor::new(text.as_bytes()), 10, 1000).unwrap();
         assert!(!whole);
         assert!(sample.len() > 100);
     }

@@ -6,6 +6,7 @@ use std::io::Read;
 
 use arrow_array::RecordBatch;
 
+use crate::bounded::Bounded;
 use crate::columns::{self, Column};
 use crate::fastparse::{Layout, Stop};
 use crate::tolerant::RejectedRow;
@@ -13,7 +14,7 @@ use crate::{Error, Result};
 
 /// Decodes records from a `csv` reader into batches.
 pub(crate) struct Sequential<R: Read> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<Bounded<R>>,
     record: csv::ByteRecord,
     /// Added to the reader's line numbers to give lines of the whole input.
     line_offset: u64,
@@ -25,14 +26,17 @@ pub(crate) struct Sequential<R: Read> {
 pub(crate) type Rejects<'a> = Option<&'a mut dyn FnMut(RejectedRow) -> Result<()>>;
 
 impl<R: Read> Sequential<R> {
-    /// Records of `input`, whose first line is `first_line` of the whole input.
+    /// Records of `input`, whose first line is `first_line` of the whole input; records
+    /// longer than `max_record_bytes` are bad records (never held whole).
     pub(crate) fn new(
         input: R,
         delimiter: u8,
         first_line: u64,
         skip_header: bool,
         batch_size: usize,
+        max_record_bytes: usize,
     ) -> Self {
+        let input = Bounded::new(input, delimiter, max_record_bytes as u64);
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -48,8 +52,10 @@ impl<R: Read> Sequential<R> {
         }
     }
 
-    /// The next record, `None` at the end; blank lines and the header are skipped.
-    fn read(&mut self) -> Result<Option<u64>> {
+    /// The next record and its line, `None` at the end; blank lines and the header are
+    /// skipped. A record cut at the length limit comes with `true` (only the bytes up to
+    /// the limit are in `self.record`).
+    fn read(&mut self) -> Result<Option<(u64, bool)>> {
         loop {
             match self.reader.read_byte_record(&mut self.record) {
                 Ok(false) => return Ok(None),
@@ -63,6 +69,11 @@ impl<R: Read> Sequential<R> {
                     });
                 }
             }
+            let start = self.record.position().map_or(0, csv::Position::byte);
+            let end = self.reader.position().byte();
+            if let Some(line) = self.reader.get_mut().take_cut(start, end) {
+                return Ok(Some((line + self.line_offset, true)));
+            }
             let line = self.record.position().map_or(0, csv::Position::line) + self.line_offset;
             if std::mem::take(&mut self.skip_header) {
                 continue;
@@ -70,7 +81,7 @@ impl<R: Read> Sequential<R> {
             if self.record.len() == 1 && self.record.get(0).is_some_and(<[u8]>::is_empty) {
                 continue;
             }
-            return Ok(Some(line));
+            return Ok(Some((line, false)));
         }
     }
 
@@ -84,8 +95,16 @@ impl<R: Read> Sequential<R> {
         let mut columns = Column::for_schema(layout.schema, self.batch_size, 0);
         let mut rows = 0usize;
         while rows < self.batch_size {
-            let Some(line) = self.read()? else { break };
-            let problem = if self.record.len() != width {
+            let Some((line, cut)) = self.read()? else {
+                break;
+            };
+            let problem = if cut {
+                let limit = usize::try_from(self.reader.get_ref().limit()).unwrap_or(usize::MAX);
+                match crate::options::too_long(line, limit) {
+                    Error::BadRecord { reason, .. } => Some(reason),
+                    other => Some(other.to_string()),
+                }
+            } else if self.record.len() != width {
                 Some(format!(
                     "expected {width} fields, found {}",
                     self.record.len()
@@ -98,7 +117,17 @@ impl<R: Read> Sequential<R> {
             if let Some(reason) = problem {
                 match rejects.as_deref_mut() {
                     Some(rejects) => {
-                        rejects(self.rejected(line, reason, layout.delimiter))?;
+                        let row = if cut {
+                            // Only its line and reason: the record is too long to keep.
+                            RejectedRow {
+                                line,
+                                reason,
+                                record: String::new(),
+                            }
+                        } else {
+                            self.rejected(line, reason, layout.delimiter)
+                        };
+                        rejects(row)?;
                         continue;
                     }
                     None => return Err(Stop::Bad(Error::BadRecord { line, reason })),
@@ -145,8 +174,8 @@ impl<R: Read> Sequential<R> {
             let width = kinds.len();
             let record = self.record.clone();
             layout.widen(kinds, record.iter());
-            while let Ok(Some(_)) = self.read() {
-                if self.record.len() == width {
+            while let Ok(Some((_, cut))) = self.read() {
+                if !cut && self.record.len() == width {
                     let record = &self.record;
                     layout.widen(kinds, record.iter());
                 }

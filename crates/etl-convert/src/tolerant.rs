@@ -53,6 +53,7 @@ pub(crate) fn convert<R: Read, W: Write + Send>(
         first_line,
         header,
         options.batch_size.min(8192),
+        options.max_record_bytes,
     );
     let mut out = Output::new(output, &columns, options, metadata);
     loop {

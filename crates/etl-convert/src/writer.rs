@@ -31,8 +31,63 @@ use crate::{Compression, ConvertOptions, Error, OutputFormat, Result};
 /// A writer for one output file in the chosen format.
 pub(crate) enum BatchSink<W: Write + Send> {
     Parquet(Box<ParquetSink<W>>),
-    Jsonl(arrow_json::LineDelimitedWriter<W>),
-    Csv(Box<arrow_csv::Writer<W>>),
+    Jsonl(Box<arrow_json::LineDelimitedWriter<Packed<W>>>),
+    Csv(Box<arrow_csv::Writer<Packed<W>>>),
+}
+
+/// A CSV or JSON Lines file, compressed whole or not.
+pub(crate) enum Packed<W: Write> {
+    Plain(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::Encoder<'static, W>),
+}
+
+impl<W: Write> Packed<W> {
+    fn new(output: W, compression: Compression) -> Result<Self> {
+        Ok(match compression {
+            Compression::None => Packed::Plain(output),
+            Compression::Gzip(level) => Packed::Gzip(flate2::write::GzEncoder::new(
+                output,
+                flate2::Compression::new(level),
+            )),
+            Compression::Zstd(level) => {
+                Packed::Zstd(zstd::Encoder::new(output, level).map_err(write_error)?)
+            }
+            Compression::Snappy => {
+                return Err(Error::Options(
+                    "snappy compresses only Parquet output".into(),
+                ));
+            }
+        })
+    }
+
+    /// Ends the compressed stream and flushes.
+    fn finish(self) -> std::io::Result<()> {
+        let mut output = match self {
+            Packed::Plain(output) => output,
+            Packed::Gzip(encoder) => encoder.finish()?,
+            Packed::Zstd(encoder) => encoder.finish()?,
+        };
+        output.flush()
+    }
+}
+
+impl<W: Write> Write for Packed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Packed::Plain(output) => output.write(buf),
+            Packed::Gzip(encoder) => encoder.write(buf),
+            Packed::Zstd(encoder) => encoder.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Packed::Plain(output) => output.flush(),
+            Packed::Gzip(encoder) => encoder.flush(),
+            Packed::Zstd(encoder) => encoder.flush(),
+        }
+    }
 }
 
 fn write_error(error: impl std::fmt::Display) -> Error {
@@ -48,15 +103,18 @@ impl<W: Write + Send> BatchSink<W> {
         metadata: &[(String, String)],
         first: Option<&RecordBatch>,
     ) -> Result<Self> {
+        options.compression().check(options.format)?;
         Ok(match options.format {
             OutputFormat::Parquet => BatchSink::Parquet(Box::new(ParquetSink::try_new(
                 output, schema, options, metadata, first,
             )?)),
-            OutputFormat::Jsonl => BatchSink::Jsonl(arrow_json::LineDelimitedWriter::new(output)),
+            OutputFormat::Jsonl => BatchSink::Jsonl(Box::new(
+                arrow_json::LineDelimitedWriter::new(Packed::new(output, options.compression())?),
+            )),
             OutputFormat::Csv => BatchSink::Csv(Box::new(
                 arrow_csv::WriterBuilder::new()
                     .with_header(true)
-                    .build(output),
+                    .build(Packed::new(output, options.compression())?),
             )),
         })
     }
@@ -76,8 +134,8 @@ impl<W: Write + Send> BatchSink<W> {
             BatchSink::Jsonl(mut writer) => writer
                 .finish()
                 .map_err(|e| e.to_string())
-                .and_then(|()| writer.into_inner().flush().map_err(|e| e.to_string())),
-            BatchSink::Csv(writer) => (*writer).into_inner().flush().map_err(|e| e.to_string()),
+                .and_then(|()| writer.into_inner().finish().map_err(|e| e.to_string())),
+            BatchSink::Csv(writer) => (*writer).into_inner().finish().map_err(|e| e.to_string()),
         };
         outcome.map_err(Error::Write)
     }
@@ -96,6 +154,8 @@ pub(crate) struct ParquetSink<W: Write + Send> {
     schema: SchemaRef,
     encoders: Vec<ColumnEncoder>,
     group_rows: usize,
+    /// Arrow bytes handed to the encoders for the row group in progress (about).
+    group_bytes: usize,
     groups: usize,
     row_group_rows: usize,
 }
@@ -108,12 +168,17 @@ impl<W: Write + Send> ParquetSink<W> {
         metadata: &[(String, String)],
         first: Option<&RecordBatch>,
     ) -> Result<Self> {
-        let codec = match options.compression {
+        let codec = match options.compression() {
             Compression::Zstd(level) => ParquetCodec::ZSTD(
                 ZstdLevel::try_new(level).map_err(|e| Error::Options(e.to_string()))?,
             ),
             Compression::Snappy => ParquetCodec::SNAPPY,
             Compression::None => ParquetCodec::UNCOMPRESSED,
+            Compression::Gzip(_) => {
+                return Err(Error::Options(
+                    "gzip compresses only CSV and JSON Lines output".into(),
+                ));
+            }
         };
         let key_values = metadata
             .iter()
@@ -137,6 +202,7 @@ impl<W: Write + Send> ParquetSink<W> {
             schema,
             encoders: Vec::new(),
             group_rows: 0,
+            group_bytes: 0,
             groups: 0,
             row_group_rows: options.row_group_rows.max(1),
         })
@@ -165,6 +231,7 @@ impl<W: Write + Send> ParquetSink<W> {
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let mut offset = 0;
+        let row_bytes = batch.get_array_memory_size() / batch.num_rows().max(1);
         while offset < batch.num_rows() {
             if self.encoders.is_empty() {
                 self.start_group()?;
@@ -184,8 +251,10 @@ impl<W: Write + Send> ParquetSink<W> {
                 }
             }
             self.group_rows += take;
+            self.group_bytes += row_bytes * take;
             offset += take;
-            if self.group_rows == self.row_group_rows {
+            // The encoders hold a row group's pages until it ends: wide rows end it by size.
+            if self.group_rows == self.row_group_rows || self.group_bytes >= MAX_GROUP_BYTES {
                 self.end_group()?;
             }
         }
@@ -210,6 +279,7 @@ impl<W: Write + Send> ParquetSink<W> {
         group.close().map_err(write_error)?;
         self.groups += 1;
         self.group_rows = 0;
+        self.group_bytes = 0;
         Ok(())
     }
 
@@ -221,6 +291,10 @@ impl<W: Write + Send> ParquetSink<W> {
         output.flush().map_err(write_error)
     }
 }
+
+/// Arrow bytes after which a row group ends whatever its rows: what the column encoders
+/// hold stays bounded for wide tables (1M rows of 120 columns would be ~1 GB).
+const MAX_GROUP_BYTES: usize = 128 << 20;
 
 /// Rows of the first batch looked at to judge how repetitive a column is.
 const PROBE_ROWS: usize = 64 * 1024;

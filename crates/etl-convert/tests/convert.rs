@@ -315,7 +315,7 @@ fn blank_lines_before_the_header_count_as_lines() {
     )
     .unwrap();
     assert_eq!((summary.rows, summary.header), (2, true));
-    assert_eq!(summary.columns[0], ("id".to_owned(), "Int64".to_owned()));
+    assert_eq!(summary.columns[0], ("id".to_owned(), "int64".to_owned()));
     let err = run("\n\nid,name\n1,a\n2,b,c\n", &ConvertOptions::default()).unwrap_err();
     assert_eq!(err.to_string(), "line 5: expected 2 fields, found 3");
 }
@@ -347,6 +347,6 @@ fn types_also_come_from_chunks_further_into_a_file() {
         ..options
     };
     let summary = convert(&file, Vec::new(), &options, &[]).unwrap();
-    assert_eq!(summary.columns[1].1, "Float64");
+    assert_eq!(summary.columns[1].1, "float64");
     assert_eq!(summary.rows, 260_000);
 }

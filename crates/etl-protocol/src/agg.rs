@@ -60,6 +60,8 @@ pub enum FolderOutcome {
 /// Suffix fetched first: the footer of most files (a larger footer costs one more request),
 /// or the whole of a small file.
 const FOOTER_GUESS: u64 = 16 * 1024;
+/// Metadata of `agg.json` naming its layout ([`etl_agg::REPORT_FORMAT`]).
+const FORMAT_METADATA: &str = "etl-agg-format";
 /// Rounds of list → read → re-list before giving up to a newer run.
 const MAX_ROUNDS: usize = 3;
 
@@ -192,10 +194,13 @@ pub async fn aggregate_folder<S: ObjectStore>(
         // agg.json is the commit record, written last: when it records these inputs and
         // options, agg.txt was written before it.
         let existing = client.head(bucket, &json_key).await?;
+        // An agg.json of an older layout (no format recorded) is stale, never an error.
         if !force
-            && existing
-                .as_ref()
-                .is_some_and(|info| info.metadata.get("etl-fingerprint") == Some(&fingerprint))
+            && existing.as_ref().is_some_and(|info| {
+                info.metadata.get("etl-fingerprint") == Some(&fingerprint)
+                    && info.metadata.get(FORMAT_METADATA).map(String::as_str)
+                        == Some(etl_agg::REPORT_FORMAT)
+            })
         {
             return Ok(FolderOutcome::UpToDate);
         }
@@ -427,7 +432,13 @@ async fn write_report<S: ObjectStore>(
 ) -> Result<(), etl_s3::Error> {
     let text = etl_agg::format_series(report.index, &report.row);
     let json = serde_json::to_vec_pretty(report).unwrap_or_default();
-    let metadata = [("etl-fingerprint".to_owned(), report.fingerprint.clone())];
+    let metadata = [
+        ("etl-fingerprint".to_owned(), report.fingerprint.clone()),
+        (
+            FORMAT_METADATA.to_owned(),
+            etl_agg::REPORT_FORMAT.to_owned(),
+        ),
+    ];
     put_conditional(
         client,
         bucket,

@@ -577,7 +577,7 @@ async fn convert_version<S: ObjectStore>(
     let target = PutRequest {
         bucket: job.target_bucket.to_owned(),
         key: job.target_key.to_owned(),
-        content_type: options.format.content_type().to_owned(),
+        content_type: options.content_type().to_owned(),
         metadata: record.user_metadata(options),
     };
     let footer = record.footer_metadata(options);

@@ -34,8 +34,8 @@ Examples:
   agg --event @notification.json --dry-run
 
 Writes <prefix>agg.txt (pandas Series.to_string() of the winning row, with index = the
-row's position in its file) and <prefix>agg.json (row, source key, files read, input
-fingerprint). Ties go to the first maximum in key order, then row order (pandas idxmax).
+row's position in its file) and <prefix>agg.json (the row as typed JSON, source key,
+files read, input fingerprint). Ties go to the first maximum in key order, then row order (pandas idxmax).
 Only *.parquet objects are inputs. An empty folder is nothing to do (exit 0).
 
 Exit codes: 0 done, up to date, superseded or nothing to do; 1 transient failure;

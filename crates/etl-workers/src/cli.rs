@@ -53,9 +53,15 @@ pub struct ConvertArgs {
     /// and counted) or quarantine (also stored as <output>.rejected.jsonl next to the output).
     #[arg(long, env = env_vars::ETL_BAD_ROWS, default_value = "fail", value_parser = parse_bad_rows)]
     pub bad_rows: BadRows,
-    /// Parquet compression: zstd, zstd:LEVEL (1-22), snappy or none.
-    #[arg(long, env = env_vars::ETL_COMPRESSION, default_value = "zstd", value_parser = parse_compression)]
-    pub compression: Compression,
+    /// Compression: inside Parquet zstd, zstd:LEVEL (1-22), snappy or none [default: zstd];
+    /// of a whole CSV or JSON Lines file gzip, gzip:LEVEL (1-9), zstd, zstd:LEVEL or none
+    /// [default: none, or what the --output name ends with: .gz, .zst].
+    #[arg(long, env = env_vars::ETL_COMPRESSION, value_parser = parse_compression)]
+    pub compression: Option<Compression>,
+    /// A record (or field) longer than this is a bad row, never held in memory whole:
+    /// bytes, or with a unit (64KiB, 16MiB, 1GiB).
+    #[arg(long, env = env_vars::ETL_MAX_RECORD_BYTES, default_value = "16MiB", value_parser = parse_byte_size)]
+    pub max_record_bytes: usize,
 }
 
 impl ConvertArgs {
@@ -89,9 +95,16 @@ impl ConvertArgs {
             }
             None => None,
         };
+        let format = self.format.unwrap_or_default();
+        if let Some(compression) = self.compression {
+            compression
+                .check(format)
+                .map_err(|e| UsageError(e.to_string()))?;
+        }
         Ok(ConvertOptions {
-            format: self.format.unwrap_or_default(),
+            format,
             compression: self.compression,
+            max_record_bytes: self.max_record_bytes,
             header,
             columns,
             delimiter: self.delimiter,
@@ -161,6 +174,33 @@ fn parse_compression(value: &str) -> Result<Compression, String> {
     value.parse().map_err(|e: etl_convert::Error| e.to_string())
 }
 
+/// `1000`, `64KiB`, `16MiB`, `1GiB` (also `k`, `M`, `G`, `KB`, `MB`, `GB`: all powers of 1024).
+fn parse_byte_size(value: &str) -> Result<usize, String> {
+    let text = value.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "'{value}': expected bytes, or a number with KiB, MiB or GiB"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("'{value}': expected a positive size such as 16MiB"))
+}
+
 fn parse_delimiter(value: &str) -> Result<u8, String> {
     match value {
         "tab" | "\\t" | "\t" => Ok(b'\t'),
@@ -171,15 +211,24 @@ fn parse_delimiter(value: &str) -> Result<u8, String> {
     }
 }
 
-/// The format a local output file's extension names (`.parquet`, `.jsonl`/`.ndjson`, `.csv`).
-pub fn format_of_path(path: &std::path::Path) -> Option<OutputFormat> {
-    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-    match extension.as_str() {
-        "parquet" | "pq" => Some(OutputFormat::Parquet),
-        "jsonl" | "ndjson" => Some(OutputFormat::Jsonl),
-        "csv" => Some(OutputFormat::Csv),
-        _ => None,
-    }
+/// The format a local output file's extension names (`.parquet`, `.jsonl`/`.ndjson`,
+/// `.csv`), and the compression of a whole file (`x.csv.gz`, `x.jsonl.zst`).
+pub fn format_of_path(path: &std::path::Path) -> Option<(OutputFormat, Option<Compression>)> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    let (rest, codec) = match name.rsplit_once('.') {
+        Some((rest, ext)) => match Compression::from_file_extension(ext) {
+            Some(codec) => (rest.to_owned(), Some(codec)),
+            None => (name.clone(), None),
+        },
+        None => (name.clone(), None),
+    };
+    let format = match rest.rsplit_once('.')?.1 {
+        "parquet" | "pq" => OutputFormat::Parquet,
+        "jsonl" | "ndjson" => OutputFormat::Jsonl,
+        "csv" => OutputFormat::Csv,
+        _ => return None,
+    };
+    Some((format, codec))
 }
 
 /// `--key s3://bucket/key` (or `--prefix s3://bucket/prefix`): the bucket and key it names,

@@ -22,8 +22,10 @@ pub const ETL_NULL_VALUES: &str = "ETL_NULL_VALUES";
 pub const ETL_SCHEMA: &str = "ETL_SCHEMA";
 /// Bad records: `fail`, `skip`, `quarantine`.
 pub const ETL_BAD_ROWS: &str = "ETL_BAD_ROWS";
-/// Parquet compression.
+/// Output compression (a Parquet codec, or gzip/zstd of a whole CSV or JSON Lines file).
 pub const ETL_COMPRESSION: &str = "ETL_COMPRESSION";
+/// Longest record (or field) in bytes; a longer one is a bad row.
+pub const ETL_MAX_RECORD_BYTES: &str = "ETL_MAX_RECORD_BYTES";
 /// Key encoding of notifications: `auto`, `raw`, `url`.
 pub const ETL_KEY_ENCODING: &str = "ETL_KEY_ENCODING";
 /// Log format: `text` or `json`.

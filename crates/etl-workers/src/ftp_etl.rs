@@ -107,7 +107,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         .bucket
         .clone()
         .ok_or_else(|| UsageError("no output bucket: set S3_BUCKET or --bucket".into()))?;
-    let output_key = output_key(&args.prefix, &file.relative, options.format.extension());
+    let output_key = output_key(&args.prefix, &file.relative, &options.extension());
     if args.dry_run {
         let line =
             json!({"ftp_path": file.path, "output_bucket": bucket, "output_key": output_key});
@@ -167,7 +167,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         let target = PutRequest {
             bucket: bucket.clone(),
             key: output_key.clone(),
-            content_type: options.format.content_type().to_owned(),
+            content_type: options.content_type().to_owned(),
             metadata: record.user_metadata(&options),
         };
         let footer = record.footer_metadata(&options);

@@ -422,3 +422,61 @@ fn each_folder_goes_on_past_a_bad_folder_and_exits_like_a_sweep() {
         stderr(&out)
     );
 }
+
+#[test]
+fn agg_json_holds_the_row_as_typed_json_and_an_old_layout_is_stale() {
+    let t = TestContext::new();
+    t.put(
+        "input/typed/a.csv",
+        "no,name,score,when,ok\n3,x,100.5,2023-04-14T10:00:00Z,true\n4,y,7.25,2023-04-15T00:00:00Z,false\n",
+    );
+    let out = t
+        .command(ETL)
+        .args(["--bucket", BUCKET, "--key", "input/typed/a.csv"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let run = || {
+        t.command(AGG)
+            .args(["--bucket", BUCKET, "--prefix", "output/typed/"])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_exit(&out, 0);
+    let bytes = t.get("output/typed/agg.json").unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        report["row"],
+        serde_json::json!({"no": 3, "name": "x", "score": 100.5, "when": "2023-04-14T10:00:00Z", "ok": true})
+    );
+    let txt = String::from_utf8(t.get("output/typed/agg.txt").unwrap()).unwrap();
+    assert!(txt.contains("2023-04-14T10:00:00Z"), "{txt}");
+    // Keys in column order.
+    let text = String::from_utf8(bytes).unwrap();
+    let row = &text[text.find("\"row\"").unwrap()..];
+    let order: Vec<usize> = ["\"no\"", "\"name\"", "\"score\"", "\"when\"", "\"ok\""]
+        .iter()
+        .map(|k| row.find(k).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+
+    // An agg.json as an earlier version wrote it (string pairs, the same fingerprint, no
+    // layout recorded) is stale: aggregated again, never an error.
+    let metadata = t.head_metadata("output/typed/agg.json");
+    let mut old = report.clone();
+    old["row"] = serde_json::json!([["no", "3"], ["name", "x"], ["score", "100.5"]]);
+    t.put_with_metadata(
+        "output/typed/agg.json",
+        serde_json::to_vec(&old).unwrap(),
+        &[("etl-fingerprint", &metadata["etl-fingerprint"])],
+    );
+    let out = run();
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("\"written\""), "{}", stdout(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&t.get("output/typed/agg.json").unwrap()).unwrap();
+    assert_eq!(report["row"]["score"], 100.5);
+    let out = run();
+    assert!(stdout(&out).contains("up-to-date"), "{}", stdout(&out));
+}

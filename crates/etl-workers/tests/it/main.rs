@@ -16,6 +16,7 @@ mod ftp_scale;
 mod ftp_watch;
 mod garage;
 mod notify;
+mod operating;
 mod race;
 mod security;
 mod signals;

@@ -108,6 +108,20 @@ impl TestContext {
         .expect("put object");
     }
 
+    /// A PUT with user metadata (as an earlier version of a tool would have written).
+    pub fn put_with_metadata(&self, key: &str, body: Vec<u8>, metadata: &[(&str, &str)]) {
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body));
+        for (name, value) in metadata {
+            put = put.metadata(*name, *value);
+        }
+        self.block(put.send()).expect("put object");
+    }
+
     pub fn put_file(&self, key: &str, path: &Path) {
         self.put(key, std::fs::read(path).expect("test data"));
     }
