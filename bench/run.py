@@ -418,11 +418,15 @@ def main():
     print("40M:", json.dumps(r40), flush=True)
     rw = bench_file(wide, True, ROUNDS)
     print("wide:", json.dumps(rw), flush=True)
+    import realistic
+    real_dir = Path(os.environ.get("BENCH_REALISTIC_DATA", "/tmp/etl-bench-realistic"))
+    real = realistic.run(ETL, real_dir, rounds=ROUNDS)
+    real_md = realistic.markdown(real, ROUNDS, "make bench")
     version_ms, version_how = version_time()
     s3 = s3_scenarios()
     print("s3:", json.dumps(s3), flush=True)
     chart(r10, r40, rw)
-    write_report(r10, r40, rw, types, version_ms, version_how, s3)
+    write_report(r10, r40, rw, types, version_ms, version_how, s3, real_md)
     shutil.rmtree(DATA / "out", ignore_errors=True)
 
 
@@ -430,7 +434,7 @@ def verdict(ok):
     return "met" if ok else "**NOT met**"
 
 
-def write_report(r10, r40, rw, types, version_ms, version_how, s3):
+def write_report(r10, r40, rw, types, version_ms, version_how, s3, real_md=""):
     m, v = machine(), versions()
     e10, e40, p10 = r10["etl"], r40["etl"], r10["polars"]
     speed = p10["wall"] / e10["wall"]
@@ -481,6 +485,8 @@ point here is the shape of the curve).
 {table(rw)}
 
 ![wall time and peak RSS](bench/chart.png)
+
+{real_md}
 
 ## Per event through the S3-compatible server (the seed's `test.csv`)
 
