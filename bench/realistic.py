@@ -164,7 +164,9 @@ def commands(etl, src, out):
     py = sys.executable
     s, o = str(src), lambda t: str(out(t))
     return {
-        "etl": [str(etl), "--input", s, "--output", o("etl")],
+        # `etl`, or the converter alone (crates/etl-convert/examples/convert.rs: INPUT OUTPUT).
+        "etl": [str(etl), "--input", s, "--output", o("etl")] if Path(etl).name == "etl"
+        else [str(etl), s, o("etl")],
         "polars": [py, "-c", "import polars as pl; "
                    f"pl.read_csv({s!r}, null_values=['NA'], try_parse_dates=True)"
                    f".write_parquet({o('polars')!r})"],

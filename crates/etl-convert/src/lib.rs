@@ -8,9 +8,11 @@ mod columns;
 mod decompress;
 mod error;
 mod fastparse;
+mod framing;
 mod infer;
 mod options;
 mod pipeline;
+mod pool;
 mod reader;
 mod schema;
 mod sequential;
@@ -20,6 +22,7 @@ mod writer;
 
 pub use decompress::{Codec, open as decompress};
 pub use error::{Error, Result};
+pub use pool::cpus;
 pub use options::{
     BadRows, Compression, ConvertOptions, ExtraSample, HeaderMode, OutputFormat, SEED_COLUMNS,
 };
