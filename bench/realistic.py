@@ -275,6 +275,29 @@ def table(result):
     return "\n".join(lines)
 
 
+def chart(res, path):
+    """Wall time and peak RSS of every tool per scenario, as bench/chart-realistic.png."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [n for n, r in res.items() if "polars" in r]
+    tools = ["etl", *PEERS]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    width = 0.8 / len(tools)
+    for k, tool in enumerate(tools):
+        xs = [i + k * width for i in range(len(names))]
+        color = "#d62728" if tool == "etl" else None
+        axes[0].bar(xs, [res[n][tool]["wall"] for n in names], width, label=tool, color=color)
+        axes[1].bar(xs, [res[n][tool]["rss"] for n in names], width, label=tool, color=color)
+    for ax, title in zip(axes, ["wall time, s (median)", "peak RSS, MB"]):
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names)
+        ax.set_title(title)
+        ax.legend()
+    axes[1].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
 MARK_BEGIN, MARK_END = "<!-- realistic: begin -->", "<!-- realistic: end -->"
 
 
@@ -316,6 +339,7 @@ def markdown(res, rounds, command, notes=""):
                   f"| {one['wall']:.2f} | {one['rss']:.0f} |",
                   f"| {res['events-4x']['_meta']['file']} | {res['events-4x']['_meta']['bytes'] / 1e6:.0f} MB "
                   f"| {four['wall']:.2f} | {four['rss']:.0f} |", ""]
+    parts += ["![realistic scenarios: wall time and peak RSS](bench/chart-realistic.png)", ""]
     parts.append(MARK_END)
     return "\n".join(parts)
 
@@ -355,4 +379,5 @@ if __name__ == "__main__":
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
     if a.update_md:
+        chart(res, ROOT / "bench" / "chart-realistic.png")
         update_benchmarks_md(markdown(res, a.rounds, "python3 bench/realistic.py " + " ".join(sys.argv[1:]), a.notes))

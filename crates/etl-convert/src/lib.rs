@@ -22,10 +22,10 @@ mod writer;
 
 pub use decompress::{Codec, open as decompress};
 pub use error::{Error, Result};
-pub use pool::cpus;
 pub use options::{
     BadRows, Compression, ConvertOptions, ExtraSample, HeaderMode, OutputFormat, SEED_COLUMNS,
 };
+pub use pool::cpus;
 pub use reader::sample_offsets;
 pub use schema::{ColumnSchema, Widening};
 pub use tolerant::RejectedRow;

@@ -715,7 +715,11 @@ mod tests {
             out.push_str(&format!("\"id\",\"note\",amount{eol}"));
         }
         for row in 0..rows {
-            let id = if next(10) == 0 { format!("\"{row}\"") } else { row.to_string() };
+            let id = if next(10) == 0 {
+                format!("\"{row}\"")
+            } else {
+                row.to_string()
+            };
             let note = match next(9) {
                 0 => String::new(),
                 1 => "NA".to_owned(),

@@ -28,7 +28,10 @@ fn quota_cpus(v2: Option<&str>, v1_quota: Option<&str>, v1_period: Option<&str>)
     let ratio = |quota: &str, period: &str| -> Option<usize> {
         let quota: i64 = quota.trim().parse().ok()?;
         let period: i64 = period.trim().parse().ok()?;
-        (quota > 0 && period > 0).then(|| (quota + period - 1) / period)?.try_into().ok()
+        (quota > 0 && period > 0)
+            .then(|| (quota + period - 1) / period)?
+            .try_into()
+            .ok()
     };
     if let Some(line) = v2 {
         let mut parts = line.split_whitespace();
@@ -86,7 +89,10 @@ mod tests {
         assert_eq!(quota_cpus(Some("150000 100000"), None, None), Some(2));
         assert_eq!(quota_cpus(Some("50000 100000"), None, None), Some(1));
         assert_eq!(quota_cpus(None, Some("-1\n"), Some("100000\n")), None);
-        assert_eq!(quota_cpus(None, Some("400000\n"), Some("100000\n")), Some(4));
+        assert_eq!(
+            quota_cpus(None, Some("400000\n"), Some("100000\n")),
+            Some(4)
+        );
         assert_eq!(quota_cpus(None, None, None), None);
         assert!(cpus() >= 1);
     }
