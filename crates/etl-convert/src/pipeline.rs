@@ -726,7 +726,7 @@ mod tests {
                 2 => format!("\"a, b{row}\""),
                 3 => format!("\"say \"\"hi\"\" {row}\""),
                 4 => format!("\"two\nlines {row}\""),
-                5 => format!("\"crlf\r\nin quotes\""),
+                5 => "\"crlf\r\nin quotes\"".to_owned(),
                 6 => format!("5\" screen {row}"),
                 7 => "\"\"".to_owned(),
                 _ => format!("plain{row}"),
