@@ -128,6 +128,99 @@ pub(crate) fn parse_chunk(
         .ok_or_else(|| Stop::Bad(Error::BadCsv("could not assemble a batch".into())))
 }
 
+/// Decodes `chunk` (whole records, some quoted) as the `csv` crate frames them: a field
+/// starting with a quote runs to the closing quote (newlines and delimiters included, `""`
+/// for a quote), text after the closing quote is kept, `\r`, `\n` and `\r\n` end records.
+/// Lines without quotes take the fast path. `None` for anything unusual (a bad record, a
+/// misfit, invalid UTF-8, an unclosed quote): the caller decodes the chunk with the `csv`
+/// crate then, for its exact errors.
+pub(crate) fn parse_quoted_chunk(chunk: &[u8], layout: &Layout<'_>) -> Option<RecordBatch> {
+    std::str::from_utf8(chunk).ok()?;
+    let width = layout.schema.fields().len();
+    let first_len = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |i| i + 1);
+    let rows_guess = chunk.len() / first_len.max(1) + 16;
+    let mut columns = Column::for_schema(layout.schema, rows_guess, chunk.len());
+    let delimiter = layout.delimiter;
+    let mut scratch = Vec::new();
+    let mut ends = Vec::with_capacity(width);
+    let mut pos = 0;
+    while pos < chunk.len() {
+        let rest = &chunk[pos..];
+        let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..line_end];
+        let body = line.strip_suffix(b"\r").unwrap_or(line);
+        if memchr::memchr2(b'"', b'\r', body).is_none() {
+            pos += (line_end + 1).min(rest.len());
+            if body.is_empty() {
+                continue;
+            }
+            let mut fields = body.split(|b| *b == delimiter);
+            for column in columns.iter_mut() {
+                column.push(fields.next()?, layout.values).ok()?;
+            }
+            if fields.next().is_some() {
+                return None;
+            }
+            continue;
+        }
+        pos += quoted_record(rest, delimiter, &mut scratch, &mut ends)?;
+        if ends.len() == 1 && ends[0] == 0 {
+            continue;
+        }
+        if ends.len() != width {
+            return None;
+        }
+        let mut start = 0;
+        for (column, &end) in columns.iter_mut().zip(&ends) {
+            column.push(&scratch[start..end], layout.values).ok()?;
+            start = end;
+        }
+    }
+    columns::batch(layout.schema, columns)
+}
+
+/// One record from the start of `data` into `scratch` (the fields' bytes, unquoted) and
+/// `ends` (where each field ends in `scratch`); the bytes it took, terminator included.
+fn quoted_record(
+    data: &[u8],
+    delimiter: u8,
+    scratch: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> Option<usize> {
+    scratch.clear();
+    ends.clear();
+    let mut i = 0;
+    loop {
+        if data.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                let quote = i + memchr::memchr(b'"', &data[i..])?;
+                scratch.extend_from_slice(&data[i..quote]);
+                if data.get(quote + 1) == Some(&b'"') {
+                    scratch.push(b'"');
+                    i = quote + 2;
+                } else {
+                    i = quote + 1;
+                    break;
+                }
+            }
+        }
+        let stop = data[i..]
+            .iter()
+            .position(|&b| b == delimiter || b == b'\n' || b == b'\r')
+            .map_or(data.len(), |k| i + k);
+        scratch.extend_from_slice(&data[i..stop]);
+        ends.push(scratch.len());
+        match data.get(stop) {
+            None => return Some(data.len()),
+            Some(b'\n') => return Some(stop + 1),
+            Some(b'\r') if data.get(stop + 1) == Some(&b'\n') => return Some(stop + 2),
+            Some(b'\r') => return Some(stop + 1),
+            Some(_) => i = stop + 1,
+        }
+    }
+}
+
 /// A record of the wrong width: bad input.
 fn ragged(line: &[u8], delimiter: u8, width: usize, line_number: u64) -> Stop {
     let found = memchr::memchr_iter(delimiter, line).count() + 1;

@@ -9,9 +9,11 @@ mod columns;
 mod decompress;
 mod error;
 mod fastparse;
+mod framing;
 mod infer;
 mod options;
 mod pipeline;
+mod pool;
 mod reader;
 mod schema;
 mod sequential;
@@ -25,6 +27,7 @@ pub use options::{
     BadRows, Compression, ConvertOptions, DEFAULT_MAX_RECORD_BYTES, ExtraSample, HeaderMode,
     OutputFormat, SEED_COLUMNS,
 };
+pub use pool::cpus;
 pub use reader::sample_offsets;
 pub use schema::{ColumnSchema, Widening};
 pub use tolerant::RejectedRow;

@@ -1,8 +1,9 @@
 //! The output side: record batches to Parquet, JSON Lines or CSV on any `Write`.
 //!
-//! Parquet columns are encoded in parallel: each column of the row group in progress has
-//! its own encoder thread fed through a short queue, and the finished column chunks are
-//! appended to the file in order when the row group is full. Encodings are chosen per
+//! Parquet columns are encoded in parallel: the columns of the row group in progress are
+//! spread over one encoder thread per CPU, fed through short queues, and the finished
+//! column chunks are appended to the file in order when the row group is full (by rows or
+//! by bytes). Encodings are chosen per
 //! column from the first batch: numeric columns of mostly distinct values skip the
 //! dictionary (delta encoding for integers), everything else keeps it.
 
@@ -141,10 +142,14 @@ impl<W: Write + Send> BatchSink<W> {
     }
 }
 
-/// One column's encoder thread for the row group in progress.
+/// An encoder thread for some of the columns of the row group in progress: as many
+/// threads as CPUs (not one per column), which also keeps the allocator's per-thread
+/// arenas, and so the peak memory, from growing with the column count.
 struct ColumnEncoder {
-    queue: SyncSender<ArrowLeafColumn>,
-    thread: JoinHandle<Result<ArrowColumnChunk, ParquetError>>,
+    /// Indexes of its columns (leaves), in order.
+    columns: Vec<usize>,
+    queue: SyncSender<Vec<ArrowLeafColumn>>,
+    thread: JoinHandle<Result<Vec<ArrowColumnChunk>, ParquetError>>,
 }
 
 /// A Parquet file written row group by row group, columns encoded in parallel.
@@ -154,11 +159,20 @@ pub(crate) struct ParquetSink<W: Write + Send> {
     schema: SchemaRef,
     encoders: Vec<ColumnEncoder>,
     group_rows: usize,
-    /// Arrow bytes handed to the encoders for the row group in progress (about).
+    /// Arrow bytes handed to the row group in progress.
     group_bytes: usize,
     groups: usize,
     row_group_rows: usize,
 }
+
+/// A row group also ends once this many bytes of Arrow data went into it: its encoded
+/// column chunks stay in memory until it ends, so wide or text-heavy rows would otherwise
+/// make the peak memory depend on the row width.
+const ROW_GROUP_BYTES: usize = 64 << 20;
+
+/// What the columns' page and dictionary buffers may take together (1 MiB each, the
+/// writer's default, up to 32 columns).
+const PAGE_BUFFERS_BYTES: usize = 32 << 20;
 
 impl<W: Write + Send> ParquetSink<W> {
     fn try_new(
@@ -184,8 +198,14 @@ impl<W: Write + Send> ParquetSink<W> {
             .iter()
             .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
             .collect();
+        // Every column buffers a page and a dictionary: on wide tables smaller ones keep
+        // the total of those buffers bounded.
+        let page_bytes =
+            (PAGE_BUFFERS_BYTES / schema.fields().len().max(1)).clamp(64 << 10, 1 << 20);
         let mut properties = WriterProperties::builder()
             .set_compression(codec)
+            .set_data_page_size_limit(page_bytes)
+            .set_dictionary_page_size_limit(page_bytes)
             .set_max_row_group_row_count(Some(options.row_group_rows))
             .set_key_value_metadata(Some(key_values));
         if let Some(first) = first {
@@ -213,17 +233,30 @@ impl<W: Write + Send> ParquetSink<W> {
             .factory
             .create_column_writers(self.groups)
             .map_err(write_error)?;
-        self.encoders = writers
+        let threads = crate::pool::cpus().clamp(1, writers.len().max(1));
+        let mut groups: Vec<Vec<(usize, _)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (index, writer) in writers.into_iter().enumerate() {
+            groups[index % threads].push((index, writer));
+        }
+        self.encoders = groups
             .into_iter()
-            .map(|mut writer| {
-                let (queue, leaves) = sync_channel::<ArrowLeafColumn>(2);
+            .map(|group| {
+                let columns = group.iter().map(|(index, _)| *index).collect();
+                let mut writers: Vec<_> = group.into_iter().map(|(_, w)| w).collect();
+                let (queue, batches) = sync_channel::<Vec<ArrowLeafColumn>>(2);
                 let thread = std::thread::spawn(move || {
-                    for leaf in leaves {
-                        writer.write(&leaf)?;
+                    for leaves in batches {
+                        for (writer, leaf) in writers.iter_mut().zip(leaves) {
+                            writer.write(&leaf)?;
+                        }
                     }
-                    writer.close()
+                    writers.into_iter().map(|w| w.close()).collect()
                 });
-                ColumnEncoder { queue, thread }
+                ColumnEncoder {
+                    columns,
+                    queue,
+                    thread,
+                }
             })
             .collect();
         Ok(())
@@ -236,25 +269,32 @@ impl<W: Write + Send> ParquetSink<W> {
             if self.encoders.is_empty() {
                 self.start_group()?;
             }
-            let take = (batch.num_rows() - offset).min(self.row_group_rows - self.group_rows);
+            let room = ROW_GROUP_BYTES.saturating_sub(self.group_bytes) / row_bytes.max(1);
+            let take = (batch.num_rows() - offset)
+                .min(self.row_group_rows - self.group_rows)
+                .min(room.max(1));
             let slice = batch.slice(offset, take);
-            let mut encoders = self.encoders.iter();
+            let mut leaves = Vec::new();
             for (field, column) in self.schema.fields().iter().zip(slice.columns()) {
-                for leaf in compute_leaves(field, column).map_err(write_error)? {
-                    let encoder = encoders
-                        .next()
-                        .ok_or_else(|| Error::Write("more leaf columns than encoders".into()))?;
-                    if encoder.queue.send(leaf).is_err() {
-                        // The encoder stopped on an error: closing the group reports it.
-                        return self.end_group();
-                    }
+                leaves.extend(compute_leaves(field, column).map_err(write_error)?);
+            }
+            let mut leaves: Vec<Option<ArrowLeafColumn>> = leaves.into_iter().map(Some).collect();
+            for encoder in &self.encoders {
+                let mine = encoder
+                    .columns
+                    .iter()
+                    .map(|&i| leaves.get_mut(i).and_then(Option::take))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| Error::Write("more encoders than leaf columns".into()))?;
+                if encoder.queue.send(mine).is_err() {
+                    // The encoder stopped on an error: closing the group reports it.
+                    return self.end_group();
                 }
             }
             self.group_rows += take;
-            self.group_bytes += row_bytes * take;
+            self.group_bytes += take * row_bytes;
             offset += take;
-            // The encoders hold a row group's pages until it ends: wide rows end it by size.
-            if self.group_rows == self.row_group_rows || self.group_bytes >= MAX_GROUP_BYTES {
+            if self.group_rows == self.row_group_rows || self.group_bytes >= ROW_GROUP_BYTES {
                 self.end_group()?;
             }
         }
@@ -263,17 +303,23 @@ impl<W: Write + Send> ParquetSink<W> {
 
     fn end_group(&mut self) -> Result<()> {
         let encoders = std::mem::take(&mut self.encoders);
-        let mut chunks = Vec::with_capacity(encoders.len());
-        for ColumnEncoder { queue, thread } in encoders {
+        let mut chunks = Vec::new();
+        for ColumnEncoder {
+            columns,
+            queue,
+            thread,
+        } in encoders
+        {
             drop(queue);
-            let chunk = thread
+            let done = thread
                 .join()
                 .map_err(|_| Error::Write("a column encoder panicked".into()))?
                 .map_err(write_error)?;
-            chunks.push(chunk);
+            chunks.extend(columns.into_iter().zip(done));
         }
+        chunks.sort_by_key(|(index, _)| *index);
         let mut group = self.file.next_row_group().map_err(write_error)?;
-        for chunk in chunks {
+        for (_, chunk) in chunks {
             chunk.append_to_row_group(&mut group).map_err(write_error)?;
         }
         group.close().map_err(write_error)?;
@@ -294,7 +340,6 @@ impl<W: Write + Send> ParquetSink<W> {
 
 /// Arrow bytes after which a row group ends whatever its rows: what the column encoders
 /// hold stays bounded for wide tables (1M rows of 120 columns would be ~1 GB).
-const MAX_GROUP_BYTES: usize = 128 << 20;
 
 /// Rows of the first batch looked at to judge how repetitive a column is.
 const PROBE_ROWS: usize = 64 * 1024;
