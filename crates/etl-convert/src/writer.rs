@@ -338,9 +338,6 @@ impl<W: Write + Send> ParquetSink<W> {
     }
 }
 
-/// Arrow bytes after which a row group ends whatever its rows: what the column encoders
-/// hold stays bounded for wide tables (1M rows of 120 columns would be ~1 GB).
-
 /// Rows of the first batch looked at to judge how repetitive a column is.
 const PROBE_ROWS: usize = 64 * 1024;
 /// Below this many rows the writer's defaults are as good as any choice.
