@@ -30,6 +30,15 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts (and prints) a fault point whose checks found `problems`.
+    fn finish(&mut self, clean: &MemStore, at: usize, fault: Option<Fault>, problems: &[String]) {
+        if !problems.is_empty() {
+            self.wrong_or_stale += 1;
+            let op = clean.state().calls[at];
+            eprintln!("call {at} ({op}), {}: {problems:?}", fault_name(fault));
+        }
+    }
+
     fn note(&mut self, outcome: String) {
         self.fault_points += 1;
         *self.outcomes.entry(outcome).or_default() += 1;
@@ -207,7 +216,9 @@ fn faulted_run_checks(
     problems
 }
 
-async fn convert_fault_sweep(enforce: bool) -> Tally {
+/// A fault (or, with `race`, a new source version written by another writer) at every
+/// store call of a clean run, each followed by a plain rerun.
+async fn convert_sweep(enforce: bool, race: bool) -> Tally {
     let base = convert_base(enforce).await;
     let clean = base.fork();
     let outcome = convert(&clean, enforce).await.expect("a clean run");
@@ -220,18 +231,32 @@ async fn convert_fault_sweep(enforce: bool) -> Tally {
         "the output is large enough for a multipart upload"
     );
     let calls = clean.calls();
+    let faults = sweep_faults(race);
     let mut tally = Tally::default();
     for at in 0..calls {
-        for fault in Fault::ALL {
+        for &fault in &faults {
             let store = base.fork();
-            store.arm(at, fault);
+            match fault {
+                Some(fault) => store.arm(at, fault),
+                None => store.race_at(
+                    at,
+                    Box::new(|state| {
+                        state.put_object(
+                            SOURCE.0,
+                            SOURCE.1,
+                            csv(2, false).into(),
+                            Default::default(),
+                        );
+                    }),
+                ),
+            }
             let result = convert(&store, enforce).await;
-            let mut problems = faulted_run_checks(Some((at, fault)), &result, &store, 0);
+            let mut problems = faulted_run_checks(fault.map(|f| (at, f)), &result, &store, 0);
             if matches!(result, Ok(Outcome::Converted { .. } | Outcome::UpToDate)) {
                 problems.extend(convert_invariants(&store.fork()).await);
             }
-            tally.orphaned_uploads += store.state().uploads.len();
             let left = store.state().uploads.len();
+            tally.orphaned_uploads += left;
             store.heal();
             let rerun = convert(&store, enforce).await;
             if !matches!(rerun, Ok(Outcome::Converted { .. } | Outcome::UpToDate)) {
@@ -239,50 +264,24 @@ async fn convert_fault_sweep(enforce: bool) -> Tally {
             }
             problems.extend(faulted_run_checks(None, &rerun, &store, left));
             problems.extend(convert_invariants(&store).await);
-            let op = clean.state().calls[at];
-            if !problems.is_empty() {
-                tally.wrong_or_stale += 1;
-                eprintln!("call {at} ({op}), {fault:?}: {problems:?}");
-            }
-            tally.note(format!("{fault:?}: {}", outcome_name(&result)));
+            tally.finish(&clean, at, fault, &problems);
+            tally.note(format!("{}: {}", fault_name(fault), outcome_name(&result)));
         }
     }
     tally
 }
 
-async fn convert_race_sweep(enforce: bool) -> Tally {
-    let base = convert_base(enforce).await;
-    let clean = base.fork();
-    convert(&clean, enforce).await.expect("a clean run");
-    let calls = clean.calls();
-    let mut tally = Tally::default();
-    for at in 0..calls {
-        let store = base.fork();
-        store.race_at(
-            at,
-            Box::new(|state| {
-                state.put_object(SOURCE.0, SOURCE.1, csv(2, false).into(), Default::default());
-            }),
-        );
-        let result = convert(&store, enforce).await;
-        let mut problems = faulted_run_checks(None, &result, &store, 0);
-        if matches!(result, Ok(Outcome::Converted { .. } | Outcome::UpToDate)) {
-            problems.extend(convert_invariants(&store.fork()).await);
-        }
-        store.heal();
-        let rerun = convert(&store, enforce).await;
-        if !matches!(rerun, Ok(Outcome::Converted { .. } | Outcome::UpToDate)) {
-            problems.push(format!("the rerun: {}", outcome_name(&rerun)));
-        }
-        problems.extend(convert_invariants(&store).await);
-        if !problems.is_empty() {
-            tally.wrong_or_stale += 1;
-            let op = clean.state().calls[at];
-            eprintln!("race at call {at} ({op}): {problems:?}");
-        }
-        tally.note(format!("race: {}", outcome_name(&result)));
+/// Every fault, or the single race (`None`).
+fn sweep_faults(race: bool) -> Vec<Option<Fault>> {
+    if race {
+        vec![None]
+    } else {
+        Fault::ALL.into_iter().map(Some).collect()
     }
-    tally
+}
+
+fn fault_name(fault: Option<Fault>) -> String {
+    fault.map_or("race".to_owned(), |f| format!("{f:?}"))
 }
 
 fn report(name: &str, tally: &Tally) {
@@ -295,29 +294,29 @@ fn report(name: &str, tally: &Tally) {
     }
 }
 
+/// Prints each sweep's tally; fails on a wrong or stale output or too few fault points.
+fn check(name: &str, enforce: bool, tally: &Tally, min_points: usize) {
+    report(
+        &format!("{name}, conditional writes enforced: {enforce}"),
+        tally,
+    );
+    assert!(tally.fault_points >= min_points, "{tally:?}");
+    assert_eq!(tally.wrong_or_stale, 0, "{tally:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_survives_a_fault_at_every_store_call() {
     for enforce in [true, false] {
-        let tally = convert_fault_sweep(enforce).await;
-        report(
-            &format!("etl convert, conditional writes enforced: {enforce}"),
-            &tally,
-        );
-        assert!(tally.fault_points >= 5 * 10, "{tally:?}");
-        assert_eq!(tally.wrong_or_stale, 0, "{tally:?}");
+        let tally = convert_sweep(enforce, false).await;
+        check("etl convert", enforce, &tally, 5 * 10);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_keeps_the_newest_version_when_the_source_changes_at_every_store_call() {
     for enforce in [true, false] {
-        let tally = convert_race_sweep(enforce).await;
-        report(
-            &format!("etl convert race, conditional writes enforced: {enforce}"),
-            &tally,
-        );
-        assert!(tally.fault_points >= 10, "{tally:?}");
-        assert_eq!(tally.wrong_or_stale, 0, "{tally:?}");
+        let tally = convert_sweep(enforce, true).await;
+        check("etl convert race", enforce, &tally, 10);
     }
 }
 
@@ -429,17 +428,13 @@ async fn agg_sweep(enforce: bool, race: bool) -> Tally {
         "{outcome:?}"
     );
     let calls = clean.calls();
-    let faults: Vec<Option<Fault>> = if race {
-        vec![None]
-    } else {
-        Fault::ALL.into_iter().map(Some).collect()
-    };
+    let faults = sweep_faults(race);
     let mut tally = Tally::default();
     for at in 0..calls {
-        for fault in &faults {
+        for &fault in &faults {
             let store = base.fork();
             match fault {
-                Some(fault) => store.arm(at, *fault),
+                Some(fault) => store.arm(at, fault),
                 None => store.race_at(
                     at,
                     Box::new(|state| {
@@ -478,13 +473,12 @@ async fn agg_sweep(enforce: bool, race: bool) -> Tally {
                 problems.push(format!("the rerun: {}", agg_outcome_name(&rerun)));
             }
             problems.extend(agg_invariants(&store).await);
-            if !problems.is_empty() {
-                tally.wrong_or_stale += 1;
-                let op = clean.state().calls[at];
-                eprintln!("call {at} ({op}), {fault:?}: {problems:?}");
-            }
-            let kind = fault.map_or("race".to_owned(), |f| format!("{f:?}"));
-            tally.note(format!("{kind}: {}", agg_outcome_name(&result)));
+            tally.finish(&clean, at, fault, &problems);
+            tally.note(format!(
+                "{}: {}",
+                fault_name(fault),
+                agg_outcome_name(&result)
+            ));
         }
     }
     tally
@@ -493,25 +487,13 @@ async fn agg_sweep(enforce: bool, race: bool) -> Tally {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agg_survives_a_fault_at_every_store_call() {
     for enforce in [true, false] {
-        let tally = agg_sweep(enforce, false).await;
-        report(
-            &format!("agg, conditional writes enforced: {enforce}"),
-            &tally,
-        );
-        assert!(tally.fault_points >= 5 * 8, "{tally:?}");
-        assert_eq!(tally.wrong_or_stale, 0, "{tally:?}");
+        check("agg", enforce, &agg_sweep(enforce, false).await, 5 * 8);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agg_reflects_the_newest_inputs_when_one_changes_at_every_store_call() {
     for enforce in [true, false] {
-        let tally = agg_sweep(enforce, true).await;
-        report(
-            &format!("agg race, conditional writes enforced: {enforce}"),
-            &tally,
-        );
-        assert!(tally.fault_points >= 8, "{tally:?}");
-        assert_eq!(tally.wrong_or_stale, 0, "{tally:?}");
+        check("agg race", enforce, &agg_sweep(enforce, true).await, 8);
     }
 }

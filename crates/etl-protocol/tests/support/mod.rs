@@ -76,6 +76,39 @@ pub struct State {
 }
 
 impl State {
+    /// The object at `bucket`/`key`, or `NoSuchKey` for `operation`.
+    fn object(&self, operation: &'static str, bucket: &str, key: &str) -> Result<&Object> {
+        self.objects
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .ok_or_else(|| not_found(operation, bucket, key))
+    }
+
+    /// The multipart upload `upload_id`, or `NoSuchUpload`.
+    fn upload(
+        &mut self,
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<&mut Upload> {
+        self.uploads
+            .get_mut(upload_id)
+            .ok_or_else(|| no_such_upload(operation, bucket, key))
+    }
+
+    /// Removes the multipart upload `upload_id`, or `NoSuchUpload`.
+    fn take_upload(
+        &mut self,
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Upload> {
+        self.uploads
+            .remove(upload_id)
+            .ok_or_else(|| no_such_upload(operation, bucket, key))
+    }
+
     pub fn put_object(
         &mut self,
         bucket: &str,
@@ -206,14 +239,7 @@ impl MemStore {
     ) -> Result<T> {
         let mut state = self.state();
         if state.dead {
-            return Err(error(
-                operation,
-                bucket,
-                key,
-                599,
-                "Crashed",
-                ErrorClass::Retryable,
-            ));
+            return Err(crashed(operation, bucket, key));
         }
         let index = state.calls.len();
         state.calls.push(operation);
@@ -226,59 +252,22 @@ impl MemStore {
             Some((at, fault)) if at == index => Some(fault),
             _ => None,
         };
-        match fault {
-            None => effect(&mut state),
-            Some(Fault::Transient) => Err(error(
-                operation,
-                bucket,
-                key,
-                503,
-                "ServiceUnavailable",
-                ErrorClass::Retryable,
-            )),
-            Some(Fault::Permanent) => Err(error(
-                operation,
-                bucket,
-                key,
-                403,
-                "AccessDenied",
-                ErrorClass::BadInput,
-            )),
-            Some(Fault::TransientAfter) => {
-                let _ = effect(&mut state);
-                Err(error(
-                    operation,
-                    bucket,
-                    key,
-                    500,
-                    "InternalError",
-                    ErrorClass::Retryable,
-                ))
-            }
-            Some(Fault::Crash) => {
-                state.dead = true;
-                Err(error(
-                    operation,
-                    bucket,
-                    key,
-                    599,
-                    "Crashed",
-                    ErrorClass::Retryable,
-                ))
-            }
-            Some(Fault::CrashAfter) => {
-                let _ = effect(&mut state);
-                state.dead = true;
-                Err(error(
-                    operation,
-                    bucket,
-                    key,
-                    599,
-                    "Crashed",
-                    ErrorClass::Retryable,
-                ))
-            }
+        let Some(fault) = fault else {
+            return effect(&mut state);
+        };
+        if matches!(fault, Fault::TransientAfter | Fault::CrashAfter) {
+            let _ = effect(&mut state);
         }
+        let (status, code, class) = match fault {
+            Fault::Transient => (503, "ServiceUnavailable", ErrorClass::Retryable),
+            Fault::TransientAfter => (500, "InternalError", ErrorClass::Retryable),
+            Fault::Permanent => (403, "AccessDenied", ErrorClass::BadInput),
+            Fault::Crash | Fault::CrashAfter => {
+                state.dead = true;
+                return Err(crashed(operation, bucket, key));
+            }
+        };
+        Err(error(operation, bucket, key, status, code, class))
     }
 }
 
@@ -309,14 +298,7 @@ fn check(
     if holds {
         Ok(())
     } else {
-        Err(error(
-            operation,
-            bucket,
-            key,
-            412,
-            "PreconditionFailed",
-            ErrorClass::Retryable,
-        ))
+        Err(precondition_failed(operation, bucket, key))
     }
 }
 
@@ -328,6 +310,40 @@ fn not_found(operation: &'static str, bucket: &str, key: &str) -> Error {
         404,
         "NoSuchKey",
         ErrorClass::BadInput,
+    )
+}
+
+fn no_such_upload(operation: &'static str, bucket: &str, key: &str) -> Error {
+    error(
+        operation,
+        bucket,
+        key,
+        404,
+        "NoSuchUpload",
+        ErrorClass::BadInput,
+    )
+}
+
+fn precondition_failed(operation: &'static str, bucket: &str, key: &str) -> Error {
+    error(
+        operation,
+        bucket,
+        key,
+        412,
+        "PreconditionFailed",
+        ErrorClass::Retryable,
+    )
+}
+
+/// Every call of a crashed process fails like this (the process is gone).
+fn crashed(operation: &'static str, bucket: &str, key: &str) -> Error {
+    error(
+        operation,
+        bucket,
+        key,
+        599,
+        "Crashed",
+        ErrorClass::Retryable,
     )
 }
 
@@ -343,19 +359,9 @@ impl ObjectStore for MemStore {
 
     async fn get(&self, bucket: &str, key: &str, etag: Option<&str>) -> Result<(ObjectInfo, Body)> {
         self.call("GetObject", bucket, key, |state| {
-            let object = state
-                .objects
-                .get(&(bucket.to_owned(), key.to_owned()))
-                .ok_or_else(|| not_found("GetObject", bucket, key))?;
+            let object = state.object("GetObject", bucket, key)?;
             if state.enforce_conditions && etag.is_some_and(|e| e != object.etag) {
-                return Err(error(
-                    "GetObject",
-                    bucket,
-                    key,
-                    412,
-                    "PreconditionFailed",
-                    ErrorClass::Retryable,
-                ));
+                return Err(precondition_failed("GetObject", bucket, key));
             }
             let body: Body = Box::pin(std::io::Cursor::new(object.data.clone()));
             Ok((info(object), body))
@@ -370,20 +376,10 @@ impl ObjectStore for MemStore {
         etag: Option<&str>,
     ) -> Result<(Bytes, Option<String>)> {
         self.call("GetObject", bucket, key, |state| {
-            let object = state
-                .objects
-                .get(&(bucket.to_owned(), key.to_owned()))
-                .ok_or_else(|| not_found("GetObject", bucket, key))?;
+            let object = state.object("GetObject", bucket, key)?;
             // The client compares the response's ETag whatever the server enforces.
             if etag.is_some_and(|e| e != object.etag) {
-                return Err(error(
-                    "GetObject",
-                    bucket,
-                    key,
-                    412,
-                    "PreconditionFailed",
-                    ErrorClass::Retryable,
-                ));
+                return Err(precondition_failed("GetObject", bucket, key));
             }
             let len = object.data.len() as u64;
             let (start, end) = (range.start.min(len), range.end.min(len));
@@ -469,16 +465,7 @@ impl ObjectStore for MemStore {
         data: Bytes,
     ) -> Result<String> {
         self.call("UploadPart", bucket, key, |state| {
-            let upload = state.uploads.get_mut(upload_id).ok_or_else(|| {
-                error(
-                    "UploadPart",
-                    bucket,
-                    key,
-                    404,
-                    "NoSuchUpload",
-                    ErrorClass::BadInput,
-                )
-            })?;
+            let upload = state.upload("UploadPart", bucket, key, upload_id)?;
             let etag = etag_of(&data);
             upload.parts.insert(number, data);
             Ok(etag)
@@ -495,16 +482,7 @@ impl ObjectStore for MemStore {
     ) -> Result<String> {
         self.call("CompleteMultipartUpload", bucket, key, |state| {
             check(state, "CompleteMultipartUpload", bucket, key, condition)?;
-            let upload = state.uploads.remove(upload_id).ok_or_else(|| {
-                error(
-                    "CompleteMultipartUpload",
-                    bucket,
-                    key,
-                    404,
-                    "NoSuchUpload",
-                    ErrorClass::BadInput,
-                )
-            })?;
+            let upload = state.take_upload("CompleteMultipartUpload", bucket, key, upload_id)?;
             let mut data = Vec::new();
             for (number, etag) in parts {
                 let part = &upload.parts[number];
@@ -517,16 +495,9 @@ impl ObjectStore for MemStore {
 
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         self.call("AbortMultipartUpload", bucket, key, |state| {
-            state.uploads.remove(upload_id).map(drop).ok_or_else(|| {
-                error(
-                    "AbortMultipartUpload",
-                    bucket,
-                    key,
-                    404,
-                    "NoSuchUpload",
-                    ErrorClass::BadInput,
-                )
-            })
+            state
+                .take_upload("AbortMultipartUpload", bucket, key, upload_id)
+                .map(drop)
         })
     }
 
