@@ -236,20 +236,13 @@ async fn convert_sweep(enforce: bool, race: bool) -> Tally {
     for at in 0..calls {
         for &fault in &faults {
             let store = base.fork();
-            match fault {
-                Some(fault) => store.arm(at, fault),
-                None => store.race_at(
-                    at,
-                    Box::new(|state| {
-                        state.put_object(
-                            SOURCE.0,
-                            SOURCE.1,
-                            csv(2, false).into(),
-                            Default::default(),
-                        );
-                    }),
-                ),
-            }
+            store.fault_or_race(
+                at,
+                fault,
+                Box::new(|state| {
+                    state.put_object(SOURCE.0, SOURCE.1, csv(2, false).into(), Default::default());
+                }),
+            );
             let result = convert(&store, enforce).await;
             let mut problems = faulted_run_checks(fault.map(|f| (at, f)), &result, &store, 0);
             if matches!(result, Ok(Outcome::Converted { .. } | Outcome::UpToDate)) {
@@ -433,21 +426,15 @@ async fn agg_sweep(enforce: bool, race: bool) -> Tally {
     for at in 0..calls {
         for &fault in &faults {
             let store = base.fork();
-            match fault {
-                Some(fault) => store.arm(at, fault),
-                None => store.race_at(
-                    at,
-                    Box::new(|state| {
-                        let file = parquet(&[(4, 2.0), (5, 30.0)]);
-                        state.put_object(
-                            BUCKET,
-                            &format!("{FOLDER}2.parquet"),
-                            file.into(),
-                            Default::default(),
-                        );
-                    }),
-                ),
-            }
+            store.fault_or_race(
+                at,
+                fault,
+                Box::new(|state| {
+                    let file = parquet(&[(4, 2.0), (5, 30.0)]);
+                    let key = format!("{FOLDER}2.parquet");
+                    state.put_object(BUCKET, &key, file.into(), Default::default());
+                }),
+            );
             let result = aggregate(&store).await;
             let mut problems = Vec::new();
             if let Err(error) = &result

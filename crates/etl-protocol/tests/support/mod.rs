@@ -205,6 +205,14 @@ impl MemStore {
         self.state().race = Some((at, race));
     }
 
+    /// Arms `fault` at call `at`, or with `None` runs `race` just before it.
+    pub fn fault_or_race(&self, at: usize, fault: Option<Fault>, race: Race) {
+        match fault {
+            Some(fault) => self.arm(at, fault),
+            None => self.race_at(at, race),
+        }
+    }
+
     /// Clears faults and races and revives a crashed store (the rerun's process).
     pub fn heal(&self) {
         let mut state = self.state();
