@@ -5,15 +5,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::Context as _;
 use aws_sdk_s3::primitives::ByteStream;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::sync::oneshot;
 
-use crate::s3::{ACCESS_KEY, RecordedRequest, S3Server, SECRET_KEY};
+use crate::s3::{ACCESS_KEY, RecordedRequest, RequestLog, S3Server, SECRET_KEY, sdk_env};
+use crate::server::{ServerThread, bind};
 
 /// The variable that names the external store's endpoint; unset: its tests are skipped.
 pub const GARAGE_ENDPOINT: &str = "ETL_GARAGE_ENDPOINT";
@@ -79,34 +78,33 @@ fn fresh_run(label: &str) -> String {
 impl S3Store {
     /// A fresh in-process s3s-fs server with bucket `etlproj`.
     pub fn in_process(label: &str) -> anyhow::Result<S3Store> {
-        let server = S3Server::start()?;
-        let bucket = "etlproj";
-        server.create_bucket(bucket)?;
-        let endpoint = server.endpoint();
-        S3Store::new(
-            Backend::InProcess(server),
-            StoreKind::S3sFs,
-            &endpoint,
-            "us-east-1",
-            ACCESS_KEY,
-            SECRET_KEY,
-            bucket,
-            label,
-        )
+        S3Store::local(label, false)
     }
 
     /// A fresh in-process s3s-fs server behind a [`RecordingProxy`], as Garage is seen.
     pub fn in_process_behind_proxy(label: &str) -> anyhow::Result<S3Store> {
+        S3Store::local(label, true)
+    }
+
+    /// A fresh s3s-fs server with bucket `etlproj`, seen directly or through the proxy.
+    fn local(label: &str, behind_proxy: bool) -> anyhow::Result<S3Store> {
         let server = S3Server::start()?;
         let bucket = "etlproj";
         server.create_bucket(bucket)?;
-        let proxy = RecordingProxy::start(server.address())?;
-        let endpoint = proxy.endpoint();
-        S3Store::new(
-            Backend::Proxied {
+        let (backend, endpoint) = if behind_proxy {
+            let proxy = RecordingProxy::start(server.address())?;
+            let endpoint = proxy.endpoint();
+            let backend = Backend::Proxied {
                 _server: server,
                 proxy,
-            },
+            };
+            (backend, endpoint)
+        } else {
+            let endpoint = server.endpoint();
+            (Backend::InProcess(server), endpoint)
+        };
+        S3Store::new(
+            backend,
             StoreKind::S3sFs,
             &endpoint,
             "us-east-1",
@@ -228,21 +226,12 @@ impl S3Store {
 
     /// Environment for a binary that should talk to this store through the SDK's chain.
     pub fn env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("AWS_REGION", self.region.clone()),
-            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
-            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials".to_owned(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        sdk_env(
+            self.endpoint(),
+            Some(&self.region),
+            &self.access_key,
+            &self.secret_key,
+        )
     }
 
     /// Every request received so far.
@@ -310,69 +299,40 @@ impl S3Store {
 
     /// PUTs `body` at `key`; the ETag the store answered (unquoted).
     pub fn put(&self, key: &str, body: impl Into<Vec<u8>>) -> anyhow::Result<String> {
+        let request = self.client.put_object().bucket(&self.bucket).key(key);
         let out = self
-            .block(
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .body(ByteStream::from(body.into()))
-                    .send(),
-            )
+            .block(request.body(ByteStream::from(body.into())).send())
             .with_context(|| format!("PUT {key}"))?;
-        Ok(out.e_tag().unwrap_or_default().trim_matches('"').to_owned())
+        Ok(unquoted(out.e_tag()))
     }
 
     /// The object's bytes, `None` if it does not exist (or cannot be read).
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let out = self
-            .block(
-                self.client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send(),
-            )
-            .ok()?;
-        self.block(out.body.collect())
-            .ok()
-            .map(|b| b.into_bytes().to_vec())
+        let request = self.client.get_object().bucket(&self.bucket).key(key);
+        let out = self.block(request.send()).ok()?;
+        let body = self.block(out.body.collect()).ok()?;
+        Some(body.into_bytes().to_vec())
     }
 
     /// The object's ETag (unquoted) from a HEAD.
     pub fn head_etag(&self, key: &str) -> anyhow::Result<String> {
+        let request = self.client.head_object().bucket(&self.bucket).key(key);
         let out = self
-            .block(
-                self.client
-                    .head_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send(),
-            )
+            .block(request.send())
             .with_context(|| format!("HEAD {key}"))?;
-        Ok(out.e_tag().unwrap_or_default().trim_matches('"').to_owned())
+        Ok(unquoted(out.e_tag()))
     }
 
     /// Keys under `prefix` with the ETag the listing gives (empty where it gives none).
     pub fn list(&self, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let request = self.client.list_objects_v2().bucket(&self.bucket);
         let out = self
-            .block(
-                self.client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(prefix)
-                    .send(),
-            )
+            .block(request.prefix(prefix).send())
             .with_context(|| format!("LIST {prefix}"))?;
         Ok(out
             .contents()
             .iter()
-            .map(|o| {
-                (
-                    o.key().unwrap_or_default().to_owned(),
-                    o.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
-                )
-            })
+            .map(|o| (o.key().unwrap_or_default().to_owned(), unquoted(o.e_tag())))
             .collect())
     }
 
@@ -380,6 +340,11 @@ impl S3Store {
     pub fn keys(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
         Ok(self.list(prefix)?.into_iter().map(|(key, _)| key).collect())
     }
+}
+
+/// An ETag as S3 sends it (`"..."`) without its quotes; empty when absent.
+fn unquoted(etag: Option<&str>) -> String {
+    etag.unwrap_or_default().trim_matches('"').to_owned()
 }
 
 /// Where a crash window is cut: the connection of the chosen request hangs (the client
@@ -404,42 +369,28 @@ struct CutState {
 /// An HTTP/1.1 proxy on 127.0.0.1 that forwards every request unchanged (the Host header
 /// included, so signatures stay valid) and records it; stops when dropped.
 pub struct RecordingProxy {
+    _thread: ServerThread,
     address: SocketAddr,
-    log: Arc<Mutex<Vec<RecordedRequest>>>,
+    log: RequestLog,
     cut: Arc<Mutex<CutState>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl RecordingProxy {
     /// Starts a proxy to `target`.
     pub fn start(target: SocketAddr) -> anyhow::Result<RecordingProxy> {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").context("binding the recording proxy")?;
-        listener.set_nonblocking(true)?;
-        let address = listener.local_addr()?;
-        let log: Arc<Mutex<Vec<RecordedRequest>>> = Arc::default();
+        let (listener, address) = bind("127.0.0.1:0").context("binding the recording proxy")?;
+        let log = RequestLog::default();
         let cut: Arc<Mutex<CutState>> = Arc::default();
-        let (shutdown, stop) = oneshot::channel();
-        let thread_log = log.clone();
-        let thread_cut = cut.clone();
-        let thread = std::thread::Builder::new()
-            .name("recording-proxy".into())
-            .spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                runtime.block_on(accept_loop(listener, target, thread_log, thread_cut, stop));
-            })?;
+        let (thread_log, thread_cut) = (log.clone(), cut.clone());
+        let thread = ServerThread::serve("recording-proxy", listener, move |client| {
+            forward_connection(client, target, thread_log.clone(), thread_cut.clone())
+        })
+        .context("starting the recording proxy")?;
         Ok(RecordingProxy {
+            _thread: thread,
             address,
             log,
             cut,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
         })
     }
 
@@ -450,14 +401,12 @@ impl RecordingProxy {
 
     /// Every request forwarded so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.snapshot()
     }
 
     /// Forgets the requests forwarded so far.
     pub fn clear_requests(&self) {
-        if let Ok(mut log) = self.log.lock() {
-            log.clear();
-        }
+        self.log.clear();
     }
 
     /// Hangs the `n`th request from now (from 0), before or after the store acts on it.
@@ -483,43 +432,11 @@ impl RecordingProxy {
     }
 }
 
-impl Drop for RecordingProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: std::net::TcpListener,
-    target: SocketAddr,
-    log: Arc<Mutex<Vec<RecordedRequest>>>,
-    cut: Arc<Mutex<CutState>>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
-                tokio::spawn(forward_connection(client, target, log.clone(), cut.clone()));
-            }
-        }
-    }
-}
-
 /// One client connection ↔ one server connection, request by request.
 async fn forward_connection(
     client: tokio::net::TcpStream,
     target: SocketAddr,
-    log: Arc<Mutex<Vec<RecordedRequest>>>,
+    log: RequestLog,
     cut: Arc<Mutex<CutState>>,
 ) {
     let Ok(server) = tokio::net::TcpStream::connect(target).await else {
@@ -535,20 +452,9 @@ async fn forward_connection(
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let (sender, log, cut) = (sender.clone(), log.clone(), cut.clone());
         async move {
-            let recorded = RecordedRequest {
-                method: request.method().to_string(),
-                path: request.uri().path().to_owned(),
-                query: request.uri().query().unwrap_or_default().to_owned(),
-                range: request
-                    .headers()
-                    .get(http::header::RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-            };
+            let recorded = RecordedRequest::of(&request);
             let name = format!("{} {}", recorded.method, recorded.path);
-            if let Ok(mut log) = log.lock() {
-                log.push(recorded);
-            }
+            log.push(recorded);
             let cut_here = match cut.lock() {
                 Ok(mut state) => {
                     let index = state.seen;

@@ -9,18 +9,17 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 
-use tokio::sync::oneshot;
 use unftp_sbe_fs::Filesystem;
+
+use crate::server::{ServerThread, bind};
 
 /// A running FTP server serving one local directory.
 #[derive(Debug)]
 pub struct FtpServer {
+    thread: ServerThread,
     port: u16,
     root: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 /// Serves one control connection with a fresh server over `root`.
@@ -52,45 +51,15 @@ impl FtpServer {
     ///
     /// When the socket cannot be bound or the thread cannot start (test setup).
     pub fn start_on(root: &Path, port: u16) -> FtpServer {
-        let listener =
-            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind FTP port");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let port = listener.local_addr().expect("FTP local address").port();
+        let (listener, address) = bind((Ipv4Addr::LOCALHOST, port)).expect("bind FTP port");
+        let port = address.port();
         let root = root.to_path_buf();
         let served = root.clone();
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("ftp-server-{port}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("FTP server runtime");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut stopped => break,
-                            accepted = listener.accept() => {
-                                if let Ok((stream, _)) = accepted {
-                                    tokio::spawn(serve_session(served.clone(), stream));
-                                }
-                            }
-                        }
-                    }
-                });
-                // Dropping the runtime cancels every open session.
-            })
-            .expect("spawn FTP server thread");
-        FtpServer {
-            port,
-            root,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let thread = ServerThread::serve(&format!("ftp-server-{port}"), listener, move |stream| {
+            serve_session(served.clone(), stream)
+        })
+        .expect("start the FTP server");
+        FtpServer { thread, port, root }
     }
 
     /// The control port on 127.0.0.1.
@@ -110,17 +79,6 @@ impl FtpServer {
 
     /// Stops the server and closes every session (also done on drop).
     pub fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for FtpServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.thread.stop();
     }
 }

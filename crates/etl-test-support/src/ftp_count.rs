@@ -7,19 +7,18 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+
+use crate::server::{ServerThread, bind};
 
 /// A running counting proxy; stops when dropped.
 pub struct CountingFtpProxy {
+    _thread: ServerThread,
     port: u16,
     commands: Arc<Mutex<Vec<String>>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl CountingFtpProxy {
@@ -43,41 +42,18 @@ impl CountingFtpProxy {
         hide_mlsd: bool,
         round_trip: std::time::Duration,
     ) -> CountingFtpProxy {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let port = listener.local_addr().expect("address").port();
+        let (listener, address) = bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         let target = SocketAddr::from((Ipv4Addr::LOCALHOST, server_port));
         let commands = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&commands);
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(listener) else {
-                    return;
-                };
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        accepted = listener.accept() => {
-                            if let Ok((client, _)) = accepted {
-                                tokio::spawn(session(client, target, Arc::clone(&recorded), hide_mlsd, round_trip));
-                            }
-                        }
-                    }
-                }
-            });
-        });
+        let thread = ServerThread::serve("ftp-counting-proxy", listener, move |client| {
+            session(client, target, Arc::clone(&recorded), hide_mlsd, round_trip)
+        })
+        .expect("start the FTP proxy");
         CountingFtpProxy {
-            port,
+            _thread: thread,
+            port: address.port(),
             commands,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
@@ -117,15 +93,13 @@ impl CountingFtpProxy {
     }
 }
 
-impl Drop for CountingFtpProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// Reads the next line into `line` (cleared first); `false` at the end or on an error.
+async fn next_line<R: tokio::io::AsyncRead + Unpin>(
+    lines: &mut BufReader<R>,
+    line: &mut String,
+) -> bool {
+    line.clear();
+    matches!(lines.read_line(line).await, Ok(n) if n > 0)
 }
 
 async fn write_line(to: &Arc<tokio::sync::Mutex<OwnedWriteHalf>>, line: &str) -> bool {
@@ -149,12 +123,7 @@ async fn session(
     let downstream = async move {
         let mut lines = BufReader::new(server_read);
         let mut line = String::new();
-        loop {
-            line.clear();
-            match lines.read_line(&mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
+        while next_line(&mut lines, &mut line).await {
             let feature = line.trim_start().to_ascii_uppercase();
             if hide_mlsd
                 && line.starts_with(' ')
@@ -170,12 +139,7 @@ async fn session(
     let upstream = async move {
         let mut lines = BufReader::new(client_read);
         let mut line = String::new();
-        loop {
-            line.clear();
-            match lines.read_line(&mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
+        while next_line(&mut lines, &mut line).await {
             let verb = line
                 .split_whitespace()
                 .next()

@@ -2,17 +2,16 @@
 //! connection after a number of bytes and reports `426` — a transfer dropped mid-RETR.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::thread::JoinHandle;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+
+use crate::server::{ServerThread, bind};
 
 /// A running server; stops when dropped.
 pub struct CuttingFtpServer {
+    _thread: ServerThread,
     port: u16,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl CuttingFtpServer {
@@ -22,54 +21,20 @@ impl CuttingFtpServer {
     ///
     /// When the socket cannot be bound (test setup).
     pub fn start(content: Vec<u8>, cut_after: usize) -> CuttingFtpServer {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let port = listener.local_addr().expect("address").port();
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(listener) else {
-                    return;
-                };
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        accepted = listener.accept() => {
-                            if let Ok((stream, _)) = accepted {
-                                tokio::spawn(session(stream, content.clone(), cut_after));
-                            }
-                        }
-                    }
-                }
-            });
-        });
+        let (listener, address) = bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let thread = ServerThread::serve("ftp-cutting-server", listener, move |stream| {
+            session(stream, content.clone(), cut_after)
+        })
+        .expect("start the FTP server");
         CuttingFtpServer {
-            port,
-            stop: Some(stop),
-            thread: Some(thread),
+            _thread: thread,
+            port: address.port(),
         }
     }
 
     /// The control port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
-    }
-}
-
-impl Drop for CuttingFtpServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -9,3 +9,4 @@ pub mod ftp_count;
 pub mod ftp_cut;
 pub mod proxy;
 pub mod s3;
+mod server;

@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
+
+use crate::server::{ServerThread, bind};
 
 /// What the proxy does to new connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,46 +29,29 @@ pub enum Fault {
 
 /// A running proxy; stops when dropped.
 pub struct FaultProxy {
+    _thread: ServerThread,
     address: SocketAddr,
     fault: Arc<Mutex<Fault>>,
     connections: Arc<AtomicUsize>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl FaultProxy {
     /// Starts a proxy to `target`.
     pub fn start(target: SocketAddr) -> anyhow::Result<FaultProxy> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the proxy")?;
-        listener.set_nonblocking(true)?;
-        let address = listener.local_addr()?;
+        let (listener, address) = bind("127.0.0.1:0").context("binding the proxy")?;
         let fault = Arc::new(Mutex::new(Fault::None));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (shutdown, stop) = oneshot::channel();
-        let (thread_fault, thread_connections) = (fault.clone(), connections.clone());
-        let thread = std::thread::Builder::new()
-            .name("fault-proxy".into())
-            .spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                runtime.block_on(accept_loop(
-                    listener,
-                    target,
-                    thread_fault,
-                    thread_connections,
-                    stop,
-                ));
-            })?;
+        let (next_fault, accepted) = (fault.clone(), connections.clone());
+        let thread = ServerThread::serve("fault-proxy", listener, move |client| {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            handle(client, target, take_fault(&next_fault))
+        })
+        .context("starting the proxy")?;
         Ok(FaultProxy {
+            _thread: thread,
             address,
             fault,
             connections,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
         })
     }
 
@@ -90,47 +73,20 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: std::net::TcpListener,
-    target: SocketAddr,
-    fault: Arc<Mutex<Fault>>,
-    connections: Arc<AtomicUsize>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = TcpListener::from_std(listener) else {
-        return;
+/// The fault for a new connection (a `Reject503` counts down to `None`).
+fn take_fault(fault: &Mutex<Fault>) -> Fault {
+    let Ok(mut current) = fault.lock() else {
+        return Fault::None;
     };
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
-                connections.fetch_add(1, Ordering::SeqCst);
-                let this_fault = match fault.lock() {
-                    Ok(mut current) => {
-                        let now = *current;
-                        if let Fault::Reject503(n) = now {
-                            *current = if n > 1 { Fault::Reject503(n - 1) } else { Fault::None };
-                        }
-                        now
-                    }
-                    Err(_) => Fault::None,
-                };
-                tokio::spawn(handle(client, target, this_fault));
-            }
-        }
+    let now = *current;
+    if let Fault::Reject503(n) = now {
+        *current = if n > 1 {
+            Fault::Reject503(n - 1)
+        } else {
+            Fault::None
+        };
     }
+    now
 }
 
 async fn handle(mut client: TcpStream, target: SocketAddr, fault: Fault) {

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::Context as _;
 use hyper::body::Incoming;
@@ -12,7 +11,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use tokio::sync::oneshot;
+
+use crate::server::{ServerThread, bind};
 
 /// Access key the server accepts.
 pub const ACCESS_KEY: &str = "etl-test-access";
@@ -33,6 +33,20 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// What a server or proxy records of `request`.
+    pub(crate) fn of<B>(request: &http::Request<B>) -> RecordedRequest {
+        RecordedRequest {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            query: request.uri().query().unwrap_or_default().to_owned(),
+            range: request
+                .headers()
+                .get(http::header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
+
     /// A GET of an object (not a listing: listings have `list-type` in the query).
     pub fn is_object_get(&self) -> bool {
         self.method == "GET"
@@ -44,6 +58,51 @@ impl RecordedRequest {
     pub fn is_put(&self) -> bool {
         self.method == "PUT"
     }
+}
+
+/// The requests a server or proxy received, shared with its connections.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestLog(Arc<Mutex<Vec<RecordedRequest>>>);
+
+impl RequestLog {
+    pub(crate) fn push(&self, request: RecordedRequest) {
+        if let Ok(mut log) = self.0.lock() {
+            log.push(request);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<RecordedRequest> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut log) = self.0.lock() {
+            log.clear();
+        }
+    }
+}
+
+/// Environment for a process that should talk to `endpoint` through the SDK's chain (and
+/// nothing else: no profile, no instance metadata).
+pub(crate) fn sdk_env(
+    endpoint: String,
+    region: Option<&str>,
+    access_key: &str,
+    secret_key: &str,
+) -> Vec<(String, String)> {
+    let mut env = vec![("AWS_ENDPOINT_URL", endpoint)];
+    env.extend(region.map(|region| ("AWS_REGION", region.to_owned())));
+    env.extend([
+        ("AWS_ACCESS_KEY_ID", access_key.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", secret_key.to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials".to_owned(),
+        ),
+    ]);
+    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 pub use s3s::S3ErrorCode;
@@ -132,14 +191,14 @@ impl s3s::access::S3Access for Access {
 
 /// A running server; stops when dropped.
 pub struct S3Server {
+    // First, so that the server stops before its directory goes.
+    _thread: ServerThread,
     address: SocketAddr,
     root: PathBuf,
     _temp: Option<tempfile::TempDir>,
-    log: Arc<Mutex<Vec<RecordedRequest>>>,
+    log: RequestLog,
     refusals: Refusals,
     nth: Arc<Mutex<NthFault>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl S3Server {
@@ -165,39 +224,30 @@ impl S3Server {
             refusals: refusals.clone(),
             nth: nth.clone(),
         });
-        let service = builder.build();
-
-        let listener =
-            std::net::TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
-        listener.set_nonblocking(true)?;
-        let address = listener.local_addr()?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (shutdown, stop) = oneshot::channel();
-        let thread_log = log.clone();
-        let thread = std::thread::Builder::new()
-            .name("s3-test-server".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot start the S3 server's runtime");
-                        return;
-                    }
-                };
-                runtime.block_on(serve(listener, service, thread_log, stop));
-            })?;
+        let recording = Recording {
+            inner: builder.build(),
+            log: RequestLog::default(),
+        };
+        let log = recording.log.clone();
+        let (listener, address) = bind(address).with_context(|| format!("binding {address}"))?;
+        let thread = ServerThread::serve("s3-test-server", listener, move |stream| {
+            let service = recording.clone();
+            async move {
+                let connection = ConnectionBuilder::new(TokioExecutor::new());
+                let _ = connection
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+        })
+        .context("starting the S3 server")?;
         Ok(S3Server {
+            _thread: thread,
             address,
             root: root.to_path_buf(),
             _temp: None,
             log,
             refusals,
             nth,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
         })
     }
 
@@ -223,20 +273,7 @@ impl S3Server {
 
     /// Environment for a process that should talk to this server through the SDK's chain.
     pub fn env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials".to_owned(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        sdk_env(self.endpoint(), None, ACCESS_KEY, SECRET_KEY)
     }
 
     /// From now on, answers `operation` on keys containing `key_contains` with `code`.
@@ -282,32 +319,19 @@ impl S3Server {
 
     /// Every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.snapshot()
     }
 
     /// Forgets the requests received so far.
     pub fn clear_requests(&self) {
-        if let Ok(mut log) = self.log.lock() {
-            log.clear();
-        }
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.log.clear();
     }
 }
 
 #[derive(Clone)]
 struct Recording {
     inner: S3Service,
-    log: Arc<Mutex<Vec<RecordedRequest>>>,
+    log: RequestLog,
 }
 
 impl Service<http::Request<Incoming>> for Recording {
@@ -316,53 +340,7 @@ impl Service<http::Request<Incoming>> for Recording {
     type Future = <S3Service as Service<http::Request<Incoming>>>::Future;
 
     fn call(&self, request: http::Request<Incoming>) -> Self::Future {
-        let recorded = RecordedRequest {
-            method: request.method().to_string(),
-            path: request.uri().path().to_owned(),
-            query: request.uri().query().unwrap_or_default().to_owned(),
-            range: request
-                .headers()
-                .get(http::header::RANGE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-        };
-        if let Ok(mut log) = self.log.lock() {
-            log.push(recorded);
-        }
+        self.log.push(RecordedRequest::of(&request));
         Service::call(&self.inner, request)
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    service: S3Service,
-    log: Arc<Mutex<Vec<RecordedRequest>>>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen");
-            return;
-        }
-    };
-    let recording = Recording {
-        inner: service,
-        log,
-    };
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let service = recording.clone();
-                tokio::spawn(async move {
-                    let connection = ConnectionBuilder::new(TokioExecutor::new());
-                    let _ = connection
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }
     }
 }
