@@ -579,9 +579,9 @@ async fn convert_all(
         .filter_map(|job| {
             std::future::ready(match job {
                 Ok(job) => {
-                    first.borrow_mut().get_or_insert_with(|| {
-                        (job.output_key.clone(), job.output_bucket.clone())
-                    });
+                    first
+                        .borrow_mut()
+                        .get_or_insert_with(|| (job.output_key.clone(), job.output_bucket.clone()));
                     Some(job)
                 }
                 Err(error) => {
