@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::cli::{ConvertArgs, LogArgs};
 use crate::exit::{Reported, UsageError, class_of};
-use crate::pipeline::{self, Outcome};
+use etl_protocol::convert::{self, Outcome};
 use crate::{env_vars, naming, payload, result_dir};
 
 const EXAMPLES: &str = "\
@@ -134,8 +134,8 @@ struct Job {
 }
 
 impl Job {
-    fn object(&self) -> pipeline::ObjectJob<'_> {
-        pipeline::ObjectJob {
+    fn object(&self) -> convert::ObjectJob<'_> {
+        convert::ObjectJob {
             bucket: &self.bucket,
             key: &self.key,
             known_etag: self.etag.as_deref(),
@@ -417,7 +417,7 @@ fn job_for(
     if output_bucket == bucket && output_key == key {
         return Err(UsageError(format!(
             "the output key for {} is the input itself; choose --output-key or --output-bucket",
-            pipeline::s3_uri(&bucket, &key)
+            convert::s3_uri(&bucket, &key)
         )));
     }
     Ok(Job {
@@ -460,9 +460,9 @@ fn check_collisions(jobs: &[Job]) -> Result<(), UsageError> {
         {
             return Err(UsageError(format!(
                 "{} and {} map to the same output {}; choose an --output-key template that keeps them apart",
-                pipeline::s3_uri(&first.bucket, &first.key),
-                pipeline::s3_uri(&job.bucket, &job.key),
-                pipeline::s3_uri(&job.output_bucket, &job.output_key)
+                convert::s3_uri(&first.bucket, &first.key),
+                convert::s3_uri(&job.bucket, &job.key),
+                convert::s3_uri(&job.output_bucket, &job.output_key)
             )));
         }
     }
@@ -481,7 +481,7 @@ async fn print_states(
         .into_stream(args, options)
         .map(|job| async move {
             let job = job?;
-            let (state, reason) = pipeline::object_state(client, &job.object(), options).await?;
+            let (state, reason) = convert::object_state(client, &job.object(), options).await?;
             let mut line = job_line(&job);
             line["state"] = json!(state);
             if let Some(reason) = reason {
@@ -513,7 +513,7 @@ async fn print_plan(
                 .ok_or_else(|| {
                     UsageError(format!(
                         "{}: no such object",
-                        pipeline::s3_uri(&job.bucket, &job.key)
+                        convert::s3_uri(&job.bucket, &job.key)
                     ))
                 })?;
             let mut line = job_line(&job);
@@ -562,11 +562,11 @@ async fn convert_all(
     let progress = Progress::new(total);
     crate::shutdown::listen();
     let conditional_writes = match args.conditional_writes.as_str() {
-        "on" => pipeline::ConditionalWrites::On,
-        "off" => pipeline::ConditionalWrites::Off,
-        _ => pipeline::ConditionalWrites::Auto,
+        "on" => convert::ConditionalWrites::On,
+        "off" => convert::ConditionalWrites::Off,
+        _ => convert::ConditionalWrites::Auto,
     };
-    let protocol = pipeline::Protocol {
+    let protocol = convert::Protocol {
         force: args.force,
         conditional_writes,
     };
@@ -591,7 +591,7 @@ async fn convert_all(
             })
         })
         .map(|job| async move {
-            let outcome = pipeline::convert_object(client, &job.object(), options, protocol).await;
+            let outcome = convert::convert_object(client, &job.object(), options, protocol).await;
             (job, outcome)
         })
         .buffer_unordered(usize::from(args.jobs));
@@ -628,7 +628,7 @@ async fn convert_all(
                 failures.push(
                     format!(
                         "{} (unchanged since found bad): {reason}",
-                        pipeline::s3_uri(&job.bucket, &job.key)
+                        convert::s3_uri(&job.bucket, &job.key)
                     ),
                     ErrorClass::BadInput,
                 );
@@ -838,8 +838,8 @@ fn redraw(line: &str, previous: usize) -> String {
 }
 
 fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
-    let source = pipeline::s3_uri(&job.bucket, &job.key);
-    let output = pipeline::s3_uri(&job.output_bucket, &job.output_key);
+    let source = convert::s3_uri(&job.bucket, &job.key);
+    let output = convert::s3_uri(&job.output_bucket, &job.output_key);
     match outcome {
         Ok(Outcome::Converted {
             rows,
@@ -902,7 +902,7 @@ async fn print_schema(args: &EtlArgs, options: &ConvertOptions) -> anyhow::Resul
         let (_, body) = etl_s3::get_object(&client, bucket, key).await?;
         let mut reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
         let options = options.clone();
-        let uri = pipeline::s3_uri(bucket, key);
+        let uri = convert::s3_uri(bucket, key);
         tokio::task::spawn_blocking(move || etl_convert::infer_schema(&mut reader, &options))
             .await
             .context("the schema inference stopped unexpectedly")?
@@ -982,7 +982,7 @@ fn convert_local(
     let mut attempt = 0;
     loop {
         let mut quarantined = Vec::new();
-        let mut rejects = |row| pipeline::record_rejected(&name, row, keep, &mut quarantined);
+        let mut rejects = |row| convert::record_rejected(&name, row, keep, &mut quarantined);
         let mut file = if stdin {
             None
         } else {
@@ -1075,7 +1075,7 @@ fn write_quarantine(beside: &Path, rows: &[u8]) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let name = pipeline::quarantine_key(&beside.to_string_lossy());
+    let name = convert::quarantine_key(&beside.to_string_lossy());
     std::fs::write(&name, rows).with_context(|| format!("writing {name}"))
 }
 
