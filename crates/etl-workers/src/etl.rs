@@ -17,8 +17,8 @@ use serde_json::json;
 
 use crate::cli::{ConvertArgs, LogArgs};
 use crate::exit::{Reported, UsageError, class_of};
-use etl_protocol::convert::{self, Outcome};
 use crate::{env_vars, naming, payload, result_dir};
+use etl_protocol::convert::{self, Outcome};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -656,8 +656,14 @@ async fn convert_all(
     drop(finished);
     progress.finish();
     if let Some(error) = listing_error.into_inner() {
-        let message = format!("{error:#}");
-        tracing::warn!(error = %message, "the listing failed: no further object was started");
+        let message = format!(
+            "the listing of {} stopped after {done} objects: {error:#}",
+            convert::s3_uri(
+                args.bucket.as_deref().unwrap_or_default(),
+                args.prefix.as_deref().unwrap_or_default()
+            )
+        );
+        tracing::warn!(error = %message, "no further object was started");
         failures.push(message, class_of(&error));
     }
     let first = first.into_inner();

@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::cli::{ConvertArgs, LogArgs};
 use crate::exit::UsageError;
-use etl_protocol::convert::{self, SourceRecord};
 use crate::{env_vars, payload, result_dir};
+use etl_protocol::convert::{self, SourceRecord};
 
 const EXAMPLES: &str = "\
 Examples:

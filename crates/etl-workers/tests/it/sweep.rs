@@ -153,3 +153,31 @@ fn a_collision_pages_apart_in_a_long_sweep_is_refused_before_any_write() {
     assert_exit(&out, 0);
     assert_eq!(t.keys("flat/").len(), 49);
 }
+
+#[test]
+fn a_listing_that_fails_during_the_converting_pass_is_a_failure_not_an_empty_sweep() {
+    let t = TestContext::new();
+    for n in 0..12 {
+        t.put(&format!("input/f/{n:02}.csv"), format!("{n},f,{n}\n"));
+    }
+    // The checking pass is 3 LISTs and nothing else; the converting pass starts with the 4th.
+    t.s3.clear_requests();
+    t.s3.fail_nth(3, etl_test_support::s3::S3ErrorCode::AccessDenied);
+    let out = sweep(&t, "input/f/", 10, &[]);
+    assert_eq!(
+        t.s3.failed_request().as_deref(),
+        Some("ListObjectsV2 "),
+        "{:?}",
+        t.s3.requests()
+    );
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("the listing of s3://etlproj/input/f/ stopped after 0 objects")
+            && stderr(&out).contains("ListObjectsV2"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("failed=1"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(t.keys("output/").is_empty());
+}
