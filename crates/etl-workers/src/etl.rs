@@ -11,6 +11,7 @@ use clap::Parser;
 use etl_convert::ConvertOptions;
 use etl_error::{ErrorClass, ExitStatus};
 use etl_event::KeyEncoding;
+use etl_protocol::convert::{self, Outcome};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::json;
@@ -18,7 +19,6 @@ use serde_json::json;
 use crate::cli::{ConvertArgs, LogArgs};
 use crate::exit::{Reported, UsageError, class_of};
 use crate::{env_vars, naming, payload, result_dir};
-use etl_protocol::convert::{self, Outcome};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -657,7 +657,7 @@ async fn convert_all(
     progress.finish();
     if let Some(error) = listing_error.into_inner() {
         let message = format!(
-            "the listing of {} stopped after {done} objects: {error:#}",
+            "the listing of {} failed after {done} objects: {error:#}",
             convert::s3_uri(
                 args.bucket.as_deref().unwrap_or_default(),
                 args.prefix.as_deref().unwrap_or_default()

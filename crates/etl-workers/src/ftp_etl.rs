@@ -8,13 +8,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use etl_error::ExitStatus;
+use etl_protocol::convert::{self, SourceRecord};
 use etl_s3::PutRequest;
 use serde_json::json;
 
 use crate::cli::{ConvertArgs, LogArgs};
 use crate::exit::UsageError;
 use crate::{env_vars, payload, result_dir};
-use etl_protocol::convert::{self, SourceRecord};
 
 const EXAMPLES: &str = "\
 Examples:

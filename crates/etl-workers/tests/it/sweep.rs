@@ -172,7 +172,7 @@ fn a_listing_that_fails_during_the_converting_pass_is_a_failure_not_an_empty_swe
     );
     assert_exit(&out, 2);
     assert!(
-        stderr(&out).contains("the listing of s3://etlproj/input/f/ stopped after 0 objects")
+        stderr(&out).contains("the listing of s3://etlproj/input/f/ failed after 0 objects")
             && stderr(&out).contains("ListObjectsV2"),
         "{}",
         stderr(&out)
