@@ -15,7 +15,7 @@ pub use error::classify_response;
 pub use error::{Error, Result};
 pub use objects::{
     ListedObject, ObjectInfo, PutCondition, delete_object, get_object, get_object_pinned,
-    get_range, get_range_pinned, head_object, list_objects, list_page, put_bytes,
+    get_range, get_range_pinned, head_object, list_page, list_pages, put_bytes,
 };
 pub use upload::{
     Chunk, PutOutcome, PutRequest, UploadWriter, abort_multipart, complete_multipart,

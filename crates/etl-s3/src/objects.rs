@@ -141,33 +141,49 @@ pub(crate) fn quoted(etag: &str) -> String {
     format!("\"{}\"", etag.trim_matches('"'))
 }
 
-/// Every object under `prefix`, in key order.
-pub async fn list_objects(
+/// The objects under `prefix`, page after page (each in key order) as the listing goes:
+/// a caller holds one page at a time, whatever the number of objects. `page_keys` asks
+/// for smaller pages than S3's 1,000 (tests). The stream ends after an error.
+pub fn list_pages(
     client: &Client,
     bucket: &str,
     prefix: &str,
-) -> Result<Vec<ListedObject>> {
-    let mut pages = client
+    page_keys: Option<i32>,
+) -> impl futures_util::Stream<Item = Result<Vec<ListedObject>>> + Send + 'static {
+    let pages = client
         .list_objects_v2()
         .bucket(bucket)
         .prefix(prefix)
+        .set_max_keys(page_keys)
         .into_paginator()
         .send();
-    let mut objects = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::request("ListObjectsV2", bucket, prefix, e))?;
-        for object in page.contents() {
-            let Some(key) = object.key() else { continue };
-            objects.push(ListedObject {
-                key: key.to_owned(),
-                size: object.size().map_or(0, |n| n.max(0) as u64),
-                etag: object.e_tag().map(bare_etag).unwrap_or_default(),
-                last_modified: object.last_modified().map(|t| t.secs()),
-            });
+    let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
+    futures_util::stream::unfold(Some(pages), move |pages| {
+        let (bucket, prefix) = (bucket.clone(), prefix.clone());
+        async move {
+            let mut pages = pages?;
+            let page = match pages.next().await? {
+                Ok(page) => page,
+                Err(e) => {
+                    let error = Error::request("ListObjectsV2", &bucket, &prefix, e);
+                    return Some((Err(error), None));
+                }
+            };
+            let mut objects: Vec<ListedObject> =
+                page.contents().iter().filter_map(listed).collect();
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            Some((Ok(objects), Some(pages)))
         }
-    }
-    objects.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(objects)
+    })
+}
+
+fn listed(object: &aws_sdk_s3::types::Object) -> Option<ListedObject> {
+    Some(ListedObject {
+        key: object.key()?.to_owned(),
+        size: object.size().map_or(0, |n| n.max(0) as u64),
+        etag: object.e_tag().map(bare_etag).unwrap_or_default(),
+        last_modified: object.last_modified().map(|t| t.secs()),
+    })
 }
 
 /// One page of a listing (up to 1,000 keys, in key order) and the token of the next page.
@@ -185,18 +201,7 @@ pub async fn list_page(
         .send()
         .await
         .map_err(|e| Error::request("ListObjectsV2", bucket, prefix, e))?;
-    let mut objects: Vec<ListedObject> = page
-        .contents()
-        .iter()
-        .filter_map(|object| {
-            Some(ListedObject {
-                key: object.key()?.to_owned(),
-                size: object.size().map_or(0, |n| n.max(0) as u64),
-                etag: object.e_tag().map(bare_etag).unwrap_or_default(),
-                last_modified: object.last_modified().map(|t| t.secs()),
-            })
-        })
-        .collect();
+    let mut objects: Vec<ListedObject> = page.contents().iter().filter_map(listed).collect();
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     let next = page
         .next_continuation_token()

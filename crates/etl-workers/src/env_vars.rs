@@ -34,6 +34,10 @@ pub const ETL_LOG_FORMAT: &str = "ETL_LOG_FORMAT";
 pub const ETL_RESULT_DIR: &str = "ETL_RESULT_DIR";
 /// Concurrent conversions in a sweep.
 pub const ETL_JOBS: &str = "ETL_JOBS";
+/// Objects a sweep holds in memory before it switches to two listing passes (tests).
+pub const ETL_SWEEP_BATCH: &str = "ETL_SWEEP_BATCH";
+/// Keys per listing page of a sweep (tests; S3 lists 1,000).
+pub const ETL_LIST_PAGE_KEYS: &str = "ETL_LIST_PAGE_KEYS";
 /// Convert even when the output is up to date.
 pub const ETL_FORCE: &str = "ETL_FORCE";
 /// Conditional writes on publishing: `on` or `off`.

@@ -1,6 +1,8 @@
 //! The `etl` command: CSV objects (by key, notification, prefix sweep) or a local file to
 //! Parquet, JSON Lines or CSV.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -9,12 +11,13 @@ use clap::Parser;
 use etl_convert::ConvertOptions;
 use etl_error::{ErrorClass, ExitStatus};
 use etl_event::KeyEncoding;
-use futures_util::StreamExt as _;
+use etl_protocol::convert::{self, Outcome};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::json;
 
 use crate::cli::{ConvertArgs, LogArgs};
 use crate::exit::{Reported, UsageError, class_of};
-use crate::pipeline::{self, Outcome};
 use crate::{env_vars, naming, payload, result_dir};
 
 const EXAMPLES: &str = "\
@@ -109,6 +112,13 @@ pub struct EtlArgs {
     /// Write Argo output parameters (rows, output_key, output_bucket, objects, status) here.
     #[arg(long, env = env_vars::ETL_RESULT_DIR)]
     pub result_dir: Option<PathBuf>,
+    /// Objects a sweep holds in memory; a longer listing is checked in a first pass that
+    /// keeps a hash per output key, then listed again as it converts (tests lower it).
+    #[arg(long, env = env_vars::ETL_SWEEP_BATCH, default_value_t = 10_000, hide = true)]
+    pub sweep_batch: usize,
+    /// Keys per listing page [default: the store's, 1,000 on S3] (tests lower it).
+    #[arg(long, env = env_vars::ETL_LIST_PAGE_KEYS, hide = true, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub list_page_keys: Option<i32>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -124,8 +134,8 @@ struct Job {
 }
 
 impl Job {
-    fn object(&self) -> pipeline::ObjectJob<'_> {
-        pipeline::ObjectJob {
+    fn object(&self) -> convert::ObjectJob<'_> {
+        convert::ObjectJob {
             bucket: &self.bucket,
             key: &self.key,
             known_etag: self.etag.as_deref(),
@@ -181,38 +191,27 @@ pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
         let jobs = sweep_jobs(&client, &args, &options, bucket, prefix).await?;
         (Some(client), jobs)
     } else {
-        (None, named_jobs(&args, &options)?)
+        let jobs = named_jobs(&args, &options)?;
+        check_collisions(&jobs)?;
+        (None, Jobs::Held(jobs))
     };
-    check_collisions(&jobs)?;
     if args.dry_run {
         if let Some(client) = &client {
-            return print_states(client, &jobs, &options).await;
+            return print_states(client, jobs, &options, &args).await;
         }
-        print_jobs(&jobs, None)?;
+        let mut lines = jobs.into_stream(&args, &options);
+        while let Some(job) = lines.next().await {
+            writeln!(std::io::stdout(), "{}", job_line(&job?)).context("writing to stdout")?;
+        }
         return Ok(ExitStatus::Success);
     }
     let client = match client {
         Some(client) => client,
         None => etl_s3::client_from_env().await?,
     };
-
     if args.plan {
-        let mut sizes = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            let info = etl_s3::head_object(&client, &job.bucket, &job.key)
-                .await?
-                .ok_or_else(|| {
-                    UsageError(format!(
-                        "{}: no such object",
-                        pipeline::s3_uri(&job.bucket, &job.key)
-                    ))
-                })?;
-            sizes.push(info.size);
-        }
-        print_jobs(&jobs, Some(&sizes))?;
-        return Ok(ExitStatus::Success);
+        return print_plan(&client, jobs, &options, &args).await;
     }
-
     convert_all(&client, jobs, &options, &args).await
 }
 
@@ -254,26 +253,152 @@ fn named_jobs(args: &EtlArgs, options: &ConvertOptions) -> anyhow::Result<Vec<Jo
     .into())
 }
 
-/// Every CSV object under a prefix (a sweep).
+/// The objects of a run, in listing order.
+enum Jobs {
+    /// Named by a key or a notification, or a sweep of up to `--sweep-batch` objects.
+    Held(Vec<Job>),
+    /// A longer sweep, already checked for collisions: listed again as it runs.
+    Listed {
+        client: etl_s3::Client,
+        bucket: String,
+        prefix: String,
+        /// Objects the checking pass listed.
+        total: usize,
+    },
+}
+
+impl Jobs {
+    fn total(&self) -> usize {
+        match self {
+            Jobs::Held(jobs) => jobs.len(),
+            Jobs::Listed { total, .. } => *total,
+        }
+    }
+
+    fn into_stream<'a>(
+        self,
+        args: &'a EtlArgs,
+        options: &'a ConvertOptions,
+    ) -> BoxStream<'a, anyhow::Result<Job>> {
+        match self {
+            Jobs::Held(jobs) => futures_util::stream::iter(jobs.into_iter().map(Ok)).boxed(),
+            Jobs::Listed {
+                client,
+                bucket,
+                prefix,
+                ..
+            } => listing(&client, args, options, &bucket, &prefix).boxed(),
+        }
+    }
+}
+
+/// The CSV objects under a prefix as jobs, page after page in listing order. A task lists
+/// ahead into a queue of one page, so a sweep holds at most three pages (the one being
+/// handed out, the queued one, the one being fetched) whatever the number of objects.
+fn listing<'a>(
+    client: &etl_s3::Client,
+    args: &'a EtlArgs,
+    options: &'a ConvertOptions,
+    bucket: &str,
+    prefix: &str,
+) -> impl futures_util::Stream<Item = anyhow::Result<Job>> + Send + 'a {
+    let pages = etl_s3::list_pages(client, bucket, prefix, args.list_page_keys);
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut pages = std::pin::pin!(pages);
+        while let Some(page) = pages.next().await {
+            if sender.send(page).await.is_err() {
+                break;
+            }
+        }
+    });
+    let bucket = bucket.to_owned();
+    tokio_stream::wrappers::ReceiverStream::new(receiver).flat_map(move |page| {
+        let jobs: Vec<anyhow::Result<Job>> = match page {
+            Err(error) => vec![Err(error.into())],
+            Ok(objects) => objects
+                .into_iter()
+                .filter(|o| is_csv_input(&o.key, args.output_key.is_some()))
+                .map(|o| {
+                    // Some servers (s3s-fs) list without ETags: then the source is HEADed.
+                    let etag = Some(o.etag).filter(|e| !e.is_empty());
+                    Ok(job_for(args, options, bucket.clone(), o.key, etag)?)
+                })
+                .collect(),
+        };
+        futures_util::stream::iter(jobs)
+    })
+}
+
+/// Every CSV object under a prefix (a sweep), with two sources for one output refused
+/// before anything is written. Up to `--sweep-batch` objects are held after one LIST pass
+/// and checked exactly. Beyond, the checking pass keeps an 8-byte hash per output key and
+/// the sweep lists again as it converts; a hash seen twice sends a look for the sources
+/// behind it, so the refusal names both.
 async fn sweep_jobs(
     client: &etl_s3::Client,
     args: &EtlArgs,
     options: &ConvertOptions,
     bucket: &str,
     prefix: &str,
-) -> anyhow::Result<Vec<Job>> {
-    let listed = etl_s3::list_objects(client, bucket, prefix).await?;
-    let jobs = listed
-        .into_iter()
-        .filter(|o| is_csv_input(&o.key, args.output_key.is_some()))
-        .map(|o| {
-            // Some servers (s3s-fs) list without ETags: then the source is HEADed.
-            let etag = Some(o.etag).filter(|e| !e.is_empty());
-            job_for(args, options, bucket.to_owned(), o.key, etag)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    tracing::info!(bucket, prefix, objects = jobs.len(), "listed CSV inputs");
-    Ok(jobs)
+) -> anyhow::Result<Jobs> {
+    use std::hash::BuildHasher as _;
+    let hasher = std::hash::RandomState::new();
+    let hash = |job: &Job| hasher.hash_one((&job.output_bucket, &job.output_key));
+    let mut held = Vec::new();
+    let mut hashes: Option<HashSet<u64>> = None;
+    let mut shared = HashSet::new();
+    let mut total = 0usize;
+    let mut jobs = std::pin::pin!(listing(client, args, options, bucket, prefix));
+    while let Some(job) = jobs.next().await {
+        let job = job?;
+        total += 1;
+        if let Some(hashes) = &mut hashes {
+            let hash = hash(&job);
+            if !hashes.insert(hash) {
+                shared.insert(hash);
+            }
+            continue;
+        }
+        held.push(job);
+        if held.len() > args.sweep_batch {
+            let mut set = HashSet::new();
+            for job in std::mem::take(&mut held) {
+                let hash = hash(&job);
+                if !set.insert(hash) {
+                    shared.insert(hash);
+                }
+            }
+            hashes = Some(set);
+        }
+    }
+    tracing::info!(bucket, prefix, objects = total, "listed CSV inputs");
+    if hashes.is_none() {
+        check_collisions(&held)?;
+        return Ok(Jobs::Held(held));
+    }
+    drop(hashes);
+    if !shared.is_empty() {
+        let candidates: Vec<Job> = listing(client, args, options, bucket, prefix)
+            .try_filter(|job| std::future::ready(shared.contains(&hash(job))))
+            .try_collect()
+            .await?;
+        // Distinct keys sharing a hash (about one sweep in 10^9 at 100,000 objects) pass.
+        check_collisions(&candidates)?;
+    }
+    tracing::info!(
+        bucket,
+        prefix,
+        objects = total,
+        batch = args.sweep_batch,
+        "more objects than one batch: listing again as the sweep runs"
+    );
+    Ok(Jobs::Listed {
+        client: client.clone(),
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+        total,
+    })
 }
 
 fn job_for(
@@ -292,7 +417,7 @@ fn job_for(
     if output_bucket == bucket && output_key == key {
         return Err(UsageError(format!(
             "the output key for {} is the input itself; choose --output-key or --output-bucket",
-            pipeline::s3_uri(&bucket, &key)
+            convert::s3_uri(&bucket, &key)
         )));
     }
     Ok(Job {
@@ -315,22 +440,14 @@ fn is_csv_input(key: &str, custom_output: bool) -> bool {
     csv && (custom_output || !key.starts_with("output/"))
 }
 
-fn print_jobs(jobs: &[Job], sizes: Option<&[u64]>) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    for (index, job) in jobs.iter().enumerate() {
-        let mut line = json!({
-            "bucket": job.bucket,
-            "key": job.key,
-            "output_bucket": job.output_bucket,
-            "output_key": job.output_key,
-        });
-        if let Some(size) = sizes.and_then(|s| s.get(index)) {
-            line["size"] = json!(size);
-            line["resources"] = suggested_resources(*size);
-        }
-        writeln!(stdout, "{line}").context("writing to stdout")?;
-    }
-    Ok(())
+/// The line of a job: source and output.
+fn job_line(job: &Job) -> serde_json::Value {
+    json!({
+        "bucket": job.bucket,
+        "key": job.key,
+        "output_bucket": job.output_bucket,
+        "output_key": job.output_key,
+    })
 }
 
 /// Two sources mapped to one output (`x.csv` and `x.CSV`, say) would overwrite each other
@@ -343,35 +460,70 @@ fn check_collisions(jobs: &[Job]) -> Result<(), UsageError> {
         {
             return Err(UsageError(format!(
                 "{} and {} map to the same output {}; choose an --output-key template that keeps them apart",
-                pipeline::s3_uri(&first.bucket, &first.key),
-                pipeline::s3_uri(&job.bucket, &job.key),
-                pipeline::s3_uri(&job.output_bucket, &job.output_key)
+                convert::s3_uri(&first.bucket, &first.key),
+                convert::s3_uri(&job.bucket, &job.key),
+                convert::s3_uri(&job.output_bucket, &job.output_key)
             )));
         }
     }
     Ok(())
 }
 
-/// `--prefix … --dry-run`: each object's state (HEADs only, nothing written).
+/// `--prefix … --dry-run`: each object's state (HEADs only, nothing written), a line per
+/// object in listing order as it is known, up to `--jobs` objects looked at at once.
 async fn print_states(
     client: &etl_s3::Client,
-    jobs: &[Job],
+    jobs: Jobs,
     options: &ConvertOptions,
+    args: &EtlArgs,
 ) -> anyhow::Result<ExitStatus> {
-    for job in jobs {
-        let object = job.object();
-        let (state, reason) = pipeline::object_state(client, &object, options).await?;
-        let mut line = json!({
-            "bucket": job.bucket,
-            "key": job.key,
-            "output_bucket": job.output_bucket,
-            "output_key": job.output_key,
-            "state": state,
-        });
-        if let Some(reason) = reason {
-            line["reason"] = json!(reason);
-        }
-        writeln!(std::io::stdout(), "{line}").context("writing to stdout")?;
+    let mut lines = jobs
+        .into_stream(args, options)
+        .map(|job| async move {
+            let job = job?;
+            let (state, reason) = convert::object_state(client, &job.object(), options).await?;
+            let mut line = job_line(&job);
+            line["state"] = json!(state);
+            if let Some(reason) = reason {
+                line["reason"] = json!(reason);
+            }
+            anyhow::Ok(line)
+        })
+        .buffered(usize::from(args.jobs));
+    while let Some(line) = lines.next().await {
+        writeln!(std::io::stdout(), "{}", line?).context("writing to stdout")?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// `--plan`: each job's line after a HEAD of its object, with its size and suggested pod
+/// resources, in listing order as it is known.
+async fn print_plan(
+    client: &etl_s3::Client,
+    jobs: Jobs,
+    options: &ConvertOptions,
+    args: &EtlArgs,
+) -> anyhow::Result<ExitStatus> {
+    let mut lines = jobs
+        .into_stream(args, options)
+        .map(|job| async move {
+            let job = job?;
+            let info = etl_s3::head_object(client, &job.bucket, &job.key)
+                .await?
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "{}: no such object",
+                        convert::s3_uri(&job.bucket, &job.key)
+                    ))
+                })?;
+            let mut line = job_line(&job);
+            line["size"] = json!(info.size);
+            line["resources"] = suggested_resources(info.size);
+            anyhow::Ok(line)
+        })
+        .buffered(usize::from(args.jobs));
+    while let Some(line) = lines.next().await {
+        writeln!(std::io::stdout(), "{}", line?).context("writing to stdout")?;
     }
     Ok(ExitStatus::Success)
 }
@@ -398,32 +550,48 @@ pub fn suggested_resources(size: u64) -> serde_json::Value {
 
 async fn convert_all(
     client: &etl_s3::Client,
-    jobs: Vec<Job>,
+    jobs: Jobs,
     options: &ConvertOptions,
     args: &EtlArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let single = jobs.len() == 1 && args.prefix.is_none();
-    let total = jobs.len();
-    let first = jobs
-        .first()
-        .map(|job| (job.output_key.clone(), job.output_bucket.clone()));
+    let total = jobs.total();
+    let single = total == 1 && args.prefix.is_none();
+    // The first job in listing order (for --result-dir), and a listing that failed midway.
+    let first: RefCell<Option<(String, String)>> = RefCell::default();
+    let listing_error: RefCell<Option<anyhow::Error>> = RefCell::default();
     let progress = Progress::new(total);
     crate::shutdown::listen();
     let conditional_writes = match args.conditional_writes.as_str() {
-        "on" => pipeline::ConditionalWrites::On,
-        "off" => pipeline::ConditionalWrites::Off,
-        _ => pipeline::ConditionalWrites::Auto,
+        "on" => convert::ConditionalWrites::On,
+        "off" => convert::ConditionalWrites::Off,
+        _ => convert::ConditionalWrites::Auto,
     };
-    let protocol = pipeline::Protocol {
+    let protocol = convert::Protocol {
         force: args.force,
         conditional_writes,
     };
     // Results stream in completion order; only counters and the first failures are kept.
-    let mut finished = futures_util::stream::iter(jobs)
+    // Jobs are pulled as workers free up: a listed sweep reads its listing as it goes.
+    let mut finished = jobs
+        .into_stream(args, options)
         // After a stop request, no new object is started.
         .take_while(|_| std::future::ready(!crate::shutdown::requested()))
+        .filter_map(|job| {
+            std::future::ready(match job {
+                Ok(job) => {
+                    first
+                        .borrow_mut()
+                        .get_or_insert_with(|| (job.output_key.clone(), job.output_bucket.clone()));
+                    Some(job)
+                }
+                Err(error) => {
+                    listing_error.borrow_mut().get_or_insert(error);
+                    None
+                }
+            })
+        })
         .map(|job| async move {
-            let outcome = pipeline::convert_object(client, &job.object(), options, protocol).await;
+            let outcome = convert::convert_object(client, &job.object(), options, protocol).await;
             (job, outcome)
         })
         .buffer_unordered(usize::from(args.jobs));
@@ -460,7 +628,7 @@ async fn convert_all(
                 failures.push(
                     format!(
                         "{} (unchanged since found bad): {reason}",
-                        pipeline::s3_uri(&job.bucket, &job.key)
+                        convert::s3_uri(&job.bucket, &job.key)
                     ),
                     ErrorClass::BadInput,
                 );
@@ -487,9 +655,21 @@ async fn convert_all(
     }
     drop(finished);
     progress.finish();
+    if let Some(error) = listing_error.into_inner() {
+        let message = format!(
+            "the listing of {} failed after {done} objects: {error:#}",
+            convert::s3_uri(
+                args.bucket.as_deref().unwrap_or_default(),
+                args.prefix.as_deref().unwrap_or_default()
+            )
+        );
+        tracing::warn!(error = %message, "no further object was started");
+        failures.push(message, class_of(&error));
+    }
+    let first = first.into_inner();
 
     let interrupted = crate::shutdown::requested();
-    let not_started = total - done;
+    let not_started = total.saturating_sub(done);
     if total != 1 || args.prefix.is_some() || interrupted {
         tracing::info!(
             objects = total,
@@ -664,8 +844,8 @@ fn redraw(line: &str, previous: usize) -> String {
 }
 
 fn log_outcome(job: &Job, outcome: &anyhow::Result<Outcome>) {
-    let source = pipeline::s3_uri(&job.bucket, &job.key);
-    let output = pipeline::s3_uri(&job.output_bucket, &job.output_key);
+    let source = convert::s3_uri(&job.bucket, &job.key);
+    let output = convert::s3_uri(&job.output_bucket, &job.output_key);
     match outcome {
         Ok(Outcome::Converted {
             rows,
@@ -728,7 +908,7 @@ async fn print_schema(args: &EtlArgs, options: &ConvertOptions) -> anyhow::Resul
         let (_, body) = etl_s3::get_object(&client, bucket, key).await?;
         let mut reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
         let options = options.clone();
-        let uri = pipeline::s3_uri(bucket, key);
+        let uri = convert::s3_uri(bucket, key);
         tokio::task::spawn_blocking(move || etl_convert::infer_schema(&mut reader, &options))
             .await
             .context("the schema inference stopped unexpectedly")?
@@ -808,7 +988,7 @@ fn convert_local(
     let mut attempt = 0;
     loop {
         let mut quarantined = Vec::new();
-        let mut rejects = |row| pipeline::record_rejected(&name, row, keep, &mut quarantined);
+        let mut rejects = |row| convert::record_rejected(&name, row, keep, &mut quarantined);
         let mut file = if stdin {
             None
         } else {
@@ -901,7 +1081,7 @@ fn write_quarantine(beside: &Path, rows: &[u8]) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let name = pipeline::quarantine_key(&beside.to_string_lossy());
+    let name = convert::quarantine_key(&beside.to_string_lossy());
     std::fs::write(&name, rows).with_context(|| format!("writing {name}"))
 }
 

@@ -8,12 +8,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use etl_error::ExitStatus;
+use etl_protocol::convert::{self, SourceRecord};
 use etl_s3::PutRequest;
 use serde_json::json;
 
 use crate::cli::{ConvertArgs, LogArgs};
 use crate::exit::UsageError;
-use crate::pipeline::{self, SourceRecord};
 use crate::{env_vars, payload, result_dir};
 
 const EXAMPLES: &str = "\
@@ -155,7 +155,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         && let Some(existing) = etl_s3::head_object(&client, &bucket, &output_key).await?
         && record.is_recorded_in(&existing, &options)
     {
-        tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), "up to date: the output already records this file version");
+        tracing::info!(source = %uri, output = %convert::s3_uri(&bucket, &output_key), "up to date: the output already records this file version");
         let _ = connection.quit().await;
         finish(&args, &bucket, &output_key, (0, 0), "up-to-date")?;
         return Ok(ExitStatus::Success);
@@ -172,7 +172,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         };
         let footer = record.footer_metadata(&options);
         let runtime = tokio::runtime::Handle::current();
-        let converted = pipeline::convert_to_s3(
+        let converted = convert::convert_to_s3(
             &client,
             download,
             target,
@@ -203,7 +203,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         }
     };
     let _ = connection.quit().await;
-    tracing::info!(source = %uri, output = %pipeline::s3_uri(&bucket, &output_key), rows = summary.rows, bad_rows = summary.rejected, bytes = stored.size, "converted");
+    tracing::info!(source = %uri, output = %convert::s3_uri(&bucket, &output_key), rows = summary.rows, bad_rows = summary.rejected, bytes = stored.size, "converted");
     let line = json!({"ftp_path": file.path, "output_bucket": bucket, "output_key": output_key, "rows": summary.rows, "bad_rows": summary.rejected, "status": "converted"});
     writeln!(std::io::stdout(), "{line}").context("writing to stdout")?;
     finish(

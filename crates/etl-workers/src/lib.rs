@@ -6,7 +6,6 @@
 //! - [`logging`], [`exit`]: tracing setup and the mapping of errors to exit codes;
 //! - [`naming`]: output keys from input keys (pure);
 //! - [`payload`]: reading `--event` arguments;
-//! - [`pipeline`]: object → converter → object, whole or nothing;
 //! - [`etl`], [`agg`], [`ftp_etl`], [`ftp_watch`], [`notify`]: one module per command.
 
 pub mod agg;
@@ -20,7 +19,6 @@ pub mod logging;
 pub mod naming;
 pub mod notify;
 pub mod payload;
-pub mod pipeline;
 pub mod result_dir;
 pub mod setup;
 pub mod shutdown;

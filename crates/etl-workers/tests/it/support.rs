@@ -122,6 +122,11 @@ impl TestContext {
         self.block(put.send()).expect("put object");
     }
 
+    pub fn delete(&self, key: &str) {
+        self.block(self.client.delete_object().bucket(BUCKET).key(key).send())
+            .expect("delete object");
+    }
+
     pub fn put_file(&self, key: &str, path: &Path) {
         self.put(key, std::fs::read(path).expect("test data"));
     }
