@@ -819,9 +819,9 @@ fn convert_local(
             }
             Some(file)
         };
-        let source: Box<dyn std::io::Read> = match file.take() {
+        let source: Box<dyn std::io::Read + Send> = match file.take() {
             Some(file) => Box::new(file),
-            None => Box::new(std::io::stdin().lock()),
+            None => Box::new(std::io::stdin()),
         };
         let (staging, outcome) = if to_stdout {
             let stdout = PipeWatch::new(std::io::stdout());
