@@ -106,9 +106,13 @@ async fn reference(source: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     (output.data.to_vec(), sidecar.map(|s| s.data.to_vec()))
 }
 
-/// A store holding source version 1 (with one bad row) and the output of version 0.
-async fn convert_base(enforce: bool) -> MemStore {
+/// A store holding source version 1 (with one bad row) and the output of version 0;
+/// `ranged`: sources are read in ranges of 64 bytes, 4 in flight.
+async fn convert_base(enforce: bool, ranged: bool) -> MemStore {
     let store = MemStore::new(enforce);
+    if ranged {
+        store.state().transfer.ranged_read_above = 0;
+    }
     store.put(SOURCE.0, SOURCE.1, csv(0, true));
     convert(&store, enforce)
         .await
@@ -188,6 +192,13 @@ fn faulted_run_checks(
             "a transient fault classified as bad input: {error:#}"
         ));
     }
+    // A refusal (403) is refused again on a retry, wherever it happens (a later range too).
+    if let Err(error) = result
+        && fault == Some(Fault::Permanent)
+        && class_of(error) == ErrorClass::Retryable
+    {
+        problems.push(format!("a refusal classified as retryable: {error:#}"));
+    }
     if matches!(result, Ok(Outcome::KnownBad { .. })) {
         problems.push("a good source reported as known bad".into());
     }
@@ -207,8 +218,8 @@ fn faulted_run_checks(
     problems
 }
 
-async fn convert_fault_sweep(enforce: bool) -> Tally {
-    let base = convert_base(enforce).await;
+async fn convert_fault_sweep(enforce: bool, ranged: bool) -> Tally {
+    let base = convert_base(enforce, ranged).await;
     let clean = base.fork();
     let outcome = convert(&clean, enforce).await.expect("a clean run");
     assert!(
@@ -218,6 +229,11 @@ async fn convert_fault_sweep(enforce: bool) -> Tally {
     assert!(
         clean.state().calls.contains(&"UploadPart"),
         "the output is large enough for a multipart upload"
+    );
+    assert_eq!(
+        clean.state().ranges.len() > 1,
+        ranged,
+        "ranged reads in a ranged sweep only"
     );
     let calls = clean.calls();
     let mut tally = Tally::default();
@@ -250,8 +266,8 @@ async fn convert_fault_sweep(enforce: bool) -> Tally {
     tally
 }
 
-async fn convert_race_sweep(enforce: bool) -> Tally {
-    let base = convert_base(enforce).await;
+async fn convert_race_sweep(enforce: bool, ranged: bool) -> Tally {
+    let base = convert_base(enforce, ranged).await;
     let clean = base.fork();
     convert(&clean, enforce).await.expect("a clean run");
     let calls = clean.calls();
@@ -298,7 +314,7 @@ fn report(name: &str, tally: &Tally) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_survives_a_fault_at_every_store_call() {
     for enforce in [true, false] {
-        let tally = convert_fault_sweep(enforce).await;
+        let tally = convert_fault_sweep(enforce, false).await;
         report(
             &format!("etl convert, conditional writes enforced: {enforce}"),
             &tally,
@@ -311,12 +327,38 @@ async fn convert_survives_a_fault_at_every_store_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_keeps_the_newest_version_when_the_source_changes_at_every_store_call() {
     for enforce in [true, false] {
-        let tally = convert_race_sweep(enforce).await;
+        let tally = convert_race_sweep(enforce, false).await;
         report(
             &format!("etl convert race, conditional writes enforced: {enforce}"),
             &tally,
         );
         assert!(tally.fault_points >= 10, "{tally:?}");
+        assert_eq!(tally.wrong_or_stale, 0, "{tally:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_reading_in_ranges_survives_a_fault_at_every_store_call() {
+    for enforce in [true, false] {
+        let tally = convert_fault_sweep(enforce, true).await;
+        report(
+            &format!("etl convert, ranged reads, conditional writes enforced: {enforce}"),
+            &tally,
+        );
+        assert!(tally.fault_points >= 5 * 15, "{tally:?}");
+        assert_eq!(tally.wrong_or_stale, 0, "{tally:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_reading_in_ranges_never_mixes_versions_when_the_source_changes() {
+    for enforce in [true, false] {
+        let tally = convert_race_sweep(enforce, true).await;
+        report(
+            &format!("etl convert race, ranged reads, conditional writes enforced: {enforce}"),
+            &tally,
+        );
+        assert!(tally.fault_points >= 15, "{tally:?}");
         assert_eq!(tally.wrong_or_stale, 0, "{tally:?}");
     }
 }

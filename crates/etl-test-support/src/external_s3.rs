@@ -544,6 +544,11 @@ async fn forward_connection(
                     .get(http::header::RANGE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned),
+                if_match: request
+                    .headers()
+                    .get(http::header::IF_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
             };
             let name = format!("{} {}", recorded.method, recorded.path);
             if let Ok(mut log) = log.lock() {

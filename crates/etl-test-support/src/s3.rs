@@ -30,6 +30,8 @@ pub struct RecordedRequest {
     pub query: String,
     /// `Range` header, if any.
     pub range: Option<String>,
+    /// `If-Match` header, if any.
+    pub if_match: Option<String>,
 }
 
 impl RecordedRequest {
@@ -323,6 +325,11 @@ impl Service<http::Request<Incoming>> for Recording {
             range: request
                 .headers()
                 .get(http::header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            if_match: request
+                .headers()
+                .get(http::header::IF_MATCH)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         };

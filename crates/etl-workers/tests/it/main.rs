@@ -20,3 +20,4 @@ mod operating;
 mod race;
 mod security;
 mod signals;
+mod transfer;
