@@ -59,8 +59,9 @@ pub struct ConvertSummary {
 ///
 /// Chunks of the input are parsed on every core and Parquet columns are encoded in
 /// parallel, with a fixed number of chunks in flight: memory does not grow with the input
-/// (see the `pipeline` module).
-pub fn convert<R: Read, W: Write + Send>(
+/// (see the `pipeline` module). A compressed input is read and decompressed on a thread of
+/// its own, overlapped with the parsing.
+pub fn convert<R: Read + Send, W: Write + Send>(
     input: R,
     output: W,
     options: &ConvertOptions,
@@ -80,14 +81,29 @@ pub fn infer_schema<R: Read>(input: R, options: &ConvertOptions) -> Result<Conve
 /// Like [`convert`], and under [`BadRows::Skip`] or [`BadRows::Quarantine`] hands every
 /// record it sets aside to `rejects` (which may keep it, log it, or stop the conversion
 /// by returning an error). Under [`BadRows::Fail`] the first bad record is an error.
-pub fn convert_with_rejects<R: Read, W: Write + Send>(
+pub fn convert_with_rejects<R: Read + Send, W: Write + Send>(
     input: R,
     output: W,
     options: &ConvertOptions,
     metadata: &[(String, String)],
     rejects: &mut dyn FnMut(RejectedRow) -> Result<()>,
 ) -> Result<ConvertSummary> {
-    let (input, _) = decompress::open(input)?;
+    let (input, codec) = decompress::open(input)?;
+    if codec == Codec::None {
+        return decode(input, output, options, metadata, rejects);
+    }
+    decompress::overlapped(input, |piped| {
+        decode(piped, output, options, metadata, rejects)
+    })
+}
+
+fn decode<R: Read, W: Write + Send>(
+    input: R,
+    output: W,
+    options: &ConvertOptions,
+    metadata: &[(String, String)],
+    rejects: &mut dyn FnMut(RejectedRow) -> Result<()>,
+) -> Result<ConvertSummary> {
     match options.bad_rows {
         BadRows::Fail => pipeline::convert(input, output, options, metadata),
         BadRows::Skip | BadRows::Quarantine => {

@@ -463,7 +463,9 @@ pub async fn convert_object<S: ObjectStore>(
         // the partial output was aborted, the same version is read again with the widened
         // schema.
         let attempt = loop {
-            match convert_version(client, job, &options, protocol, &etag, existing.as_ref()).await?
+            let version = (etag.as_str(), source.size);
+            match convert_version(client, job, &options, protocol, version, existing.as_ref())
+                .await?
             {
                 Attempt::Widen(error) if widenings < MAX_WIDENINGS => {
                     if let Some(widening) = widening_of(&error) {
@@ -549,18 +551,28 @@ enum Attempt {
     Widen(anyhow::Error),
 }
 
-/// Reads `etag` of the source (pinned), converts it and publishes it conditionally.
+/// Reads the source at `version` (ETag and size; pinned), converts it and publishes it
+/// conditionally. A large source with an ETag is read as ranged GETs, each pinned.
 async fn convert_version<S: ObjectStore>(
     client: &S,
     job: &ObjectJob<'_>,
     options: &ConvertOptions,
     protocol: Protocol,
-    etag: &str,
+    (etag, size): (&str, u64),
     existing: Option<&ObjectInfo>,
 ) -> anyhow::Result<Attempt> {
     let uri = s3_uri(job.bucket, job.key);
     let pin = Some(etag).filter(|e| !e.is_empty());
-    let (info, body) = match client.get(job.bucket, job.key, pin).await {
+    let transfer = client.transfer();
+    let range_failure = crate::ranged::Failure::default();
+    let got = match pin {
+        Some(pin) if transfer.ranged(size) => {
+            let (bucket, key) = (job.bucket, job.key);
+            crate::ranged::get(client, bucket, key, pin, size, transfer, &range_failure).await
+        }
+        _ => client.get(job.bucket, job.key, pin).await,
+    };
+    let (info, body) = match got {
         Ok(got) => got,
         Err(error) if error.is_precondition_failed() => return Ok(Attempt::Lost),
         Err(error) => return Err(anyhow::Error::from(error).context(format!("reading {uri}"))),
@@ -685,6 +697,13 @@ async fn convert_version<S: ObjectStore>(
                 && now.and_then(|info| info.etag).as_deref() != Some(etag)
             {
                 return Ok(Attempt::Lost);
+            }
+            // A range refused or answered for another version fails as one GET would.
+            if let Some(error) = range_failure.take() {
+                if error.is_precondition_failed() {
+                    return Ok(Attempt::Lost);
+                }
+                return Err(anyhow::Error::from(error).context(format!("reading {uri}")));
             }
             // A transport fault while reading is never bad data, whatever the converter made
             // of the truncated input.

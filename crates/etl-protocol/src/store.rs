@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use etl_s3::{Client, ListedObject, ObjectInfo, PutCondition, PutRequest, Result};
@@ -12,8 +13,52 @@ use tokio::io::AsyncRead;
 /// A streamed object body.
 pub type Body = Pin<Box<dyn AsyncRead + Send>>;
 
-/// Parts of a multipart upload (S3's minimum is 5 MiB).
+/// Parts of a multipart upload and ranges of a ranged read (S3's minimum part is 5 MiB).
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// How large objects move: parts uploaded concurrently, and objects above a size read as
+/// ranged GETs, a few in flight. Memory held is about `(concurrency + 1) × part_size` each
+/// way, whatever the object's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Bytes per upload part and per ranged GET.
+    pub part_size: usize,
+    /// Parts in flight: uploads, and ranged GETs ahead of the reader (1: one at a time).
+    pub concurrency: usize,
+    /// Objects larger than this are read with ranged GETs (pinned to their ETag); smaller
+    /// ones with one GET.
+    pub ranged_read_above: u64,
+}
+
+impl Default for Transfer {
+    fn default() -> Self {
+        Transfer {
+            part_size: PART_SIZE,
+            concurrency: 4,
+            ranged_read_above: 64 * 1024 * 1024,
+        }
+    }
+}
+
+static CONFIGURED: OnceLock<Transfer> = OnceLock::new();
+
+impl Transfer {
+    /// Makes `self` the settings of the S3 client for the rest of the process (set once,
+    /// by a binary at start; later calls are ignored).
+    pub fn configure(self) {
+        let _ = CONFIGURED.set(self);
+    }
+
+    /// The configured settings, or the defaults.
+    pub fn configured() -> Transfer {
+        CONFIGURED.get().copied().unwrap_or_default()
+    }
+
+    /// Whether an object of `size` bytes is read with ranged GETs.
+    pub fn ranged(&self, size: u64) -> bool {
+        self.concurrency > 1 && size > self.ranged_read_above && size > self.part_size as u64
+    }
+}
 
 /// An S3-like store. Errors are [`etl_s3::Error`]s, classified by code as S3's are.
 pub trait ObjectStore: Clone + Send + Sync + 'static {
@@ -93,9 +138,14 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
     /// DELETE (absent is fine).
     fn delete(&self, bucket: &str, key: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Part sizes, concurrency and the ranged-read threshold.
+    fn transfer(&self) -> Transfer {
+        Transfer::configured()
+    }
+
     /// Size of the parts of a multipart upload; outputs up to this size take one PUT.
     fn part_size(&self) -> usize {
-        PART_SIZE
+        self.transfer().part_size
     }
 }
 

@@ -1,11 +1,15 @@
 //! Streaming upload that publishes the object whole or not at all: one PUT for small
-//! outputs, a multipart upload for large ones, published only after [`Chunk::End`].
+//! outputs, a multipart upload (parts sent concurrently) for large ones, published only
+//! after [`Chunk::End`].
 //!
 //! If the producer stops early, or a check before publishing fails, the multipart upload
 //! is aborted.
 
+use std::future::Future;
+
 use bytes::{Bytes, BytesMut};
 use etl_s3::{Chunk, Error, PutCondition, PutOutcome, PutRequest, Result};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::store::ObjectStore;
@@ -38,6 +42,11 @@ pub async fn put_stream<S: ObjectStore>(
 
 /// [`put_stream`] with a write condition and a check before publishing. A lost condition
 /// is an [`Error::is_precondition_failed`] error; a failed check is [`Error::Withheld`].
+///
+/// Parts go out as they fill, up to the store's [`Transfer::concurrency`] at once; while
+/// that many are in flight no more chunks are taken, so memory stays bounded.
+///
+/// [`Transfer::concurrency`]: crate::store::Transfer::concurrency
 pub async fn put_stream_with<S: ObjectStore>(
     store: &S,
     request: &PutRequest,
@@ -45,45 +54,58 @@ pub async fn put_stream_with<S: ObjectStore>(
     publish: Publish,
 ) -> Result<PutOutcome> {
     let part_size = store.part_size().max(1);
+    let concurrency = store.transfer().concurrency.max(1);
     let mut pending = BytesMut::new();
     let mut multipart: Option<Multipart> = None;
+    let mut sending = FuturesUnordered::new();
+    let mut ended = false;
     let mut size = 0u64;
-    loop {
-        match chunks.recv().await {
-            Some(Chunk::Data(data)) => {
-                size += data.len() as u64;
-                pending.extend_from_slice(&data);
-                while pending.len() >= part_size {
-                    let part = pending.split_to(part_size).freeze();
-                    let upload = match multipart.as_mut() {
-                        Some(upload) => upload,
-                        None => multipart.insert(Multipart::create(store, request).await?),
-                    };
-                    if let Err(error) = upload.send_part(store, part).await {
-                        upload.abort(store).await;
-                        return Err(error);
+    let failure = loop {
+        // Start every full part (and, at the end, the last one) there is room for.
+        while sending.len() < concurrency
+            && (pending.len() >= part_size || (ended && multipart.is_some() && !pending.is_empty()))
+        {
+            let upload = match multipart.as_mut() {
+                Some(upload) => upload,
+                None => multipart.insert(Multipart::create(store, request).await?),
+            };
+            let part = pending.split_to(part_size.min(pending.len())).freeze();
+            sending.push(upload.send_part(store, part));
+        }
+        let room = !ended && pending.len() < part_size;
+        tokio::select! {
+            biased;
+            Some(sent) = sending.next() => match sent {
+                Ok(part) => {
+                    if let Some(upload) = multipart.as_mut() {
+                        upload.parts.push(part);
                     }
                 }
-            }
-            Some(Chunk::End) => break,
-            None => {
-                drop(chunks);
-                if let Some(upload) = multipart {
-                    upload.abort(store).await;
+                Err(error) => break Some(error),
+            },
+            chunk = chunks.recv(), if room => match chunk {
+                Some(Chunk::Data(data)) => {
+                    size += data.len() as u64;
+                    pending.extend_from_slice(&data);
                 }
-                return Err(Error::Abandoned {
-                    bucket: request.bucket.clone(),
-                    key: request.key.clone(),
-                });
-            }
+                Some(Chunk::End) => ended = true,
+                None => {
+                    break Some(Error::Abandoned {
+                        bucket: request.bucket.clone(),
+                        key: request.key.clone(),
+                    });
+                }
+            },
+            else => break None,
         }
-    }
+    };
     drop(chunks);
-    if let Some(upload) = multipart.as_mut()
-        && !pending.is_empty()
-        && let Err(error) = upload.send_part(store, pending.split().freeze()).await
-    {
-        upload.abort(store).await;
+    // Parts still in flight are cancelled before the upload is aborted.
+    drop(sending);
+    if let Some(error) = failure {
+        if let Some(upload) = multipart {
+            upload.abort(store).await;
+        }
         return Err(error);
     }
     if let Some(gate) = publish.gate
@@ -109,7 +131,8 @@ pub async fn put_stream_with<S: ObjectStore>(
                 parts: 1,
             })
         }
-        Some(upload) => {
+        Some(mut upload) => {
+            upload.parts.sort_unstable_by_key(|(number, _)| *number);
             let parts = upload.parts.len() as u32;
             let etag = upload.complete(store, &publish.condition).await?;
             Ok(PutOutcome { etag, size, parts })
@@ -121,6 +144,9 @@ struct Multipart {
     bucket: String,
     key: String,
     upload_id: String,
+    /// Parts started so far (the last part's number).
+    started: u32,
+    /// Parts stored: number and ETag.
     parts: Vec<(u32, String)>,
 }
 
@@ -130,17 +156,32 @@ impl Multipart {
             bucket: request.bucket.clone(),
             key: request.key.clone(),
             upload_id: store.create_multipart(request).await?,
+            started: 0,
             parts: Vec::new(),
         })
     }
 
-    async fn send_part<S: ObjectStore>(&mut self, store: &S, data: Bytes) -> Result<()> {
-        let number = self.parts.len() as u32 + 1;
-        let etag = store
-            .upload_part(&self.bucket, &self.key, &self.upload_id, number, data)
-            .await?;
-        self.parts.push((number, etag));
-        Ok(())
+    /// The next part's upload, owning what it needs so that several run at once; returns
+    /// its number and ETag.
+    fn send_part<S: ObjectStore>(
+        &mut self,
+        store: &S,
+        data: Bytes,
+    ) -> impl Future<Output = Result<(u32, String)>> + Send + 'static {
+        self.started += 1;
+        let number = self.started;
+        let (store, bucket, key, upload_id) = (
+            store.clone(),
+            self.bucket.clone(),
+            self.key.clone(),
+            self.upload_id.clone(),
+        );
+        async move {
+            let etag = store
+                .upload_part(&bucket, &key, &upload_id, number, data)
+                .await?;
+            Ok((number, etag))
+        }
     }
 
     async fn complete<S: ObjectStore>(self, store: &S, condition: &PutCondition) -> Result<String> {

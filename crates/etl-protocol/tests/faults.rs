@@ -115,9 +115,13 @@ async fn reference(source: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     (output.data.to_vec(), sidecar.map(|s| s.data.to_vec()))
 }
 
-/// A store holding source version 1 (with one bad row) and the output of version 0.
-async fn convert_base(enforce: bool) -> MemStore {
+/// A store holding source version 1 (with one bad row) and the output of version 0;
+/// `ranged`: sources are read in ranges of 64 bytes, 4 in flight.
+async fn convert_base(enforce: bool, ranged: bool) -> MemStore {
     let store = MemStore::new(enforce);
+    if ranged {
+        store.state().transfer.ranged_read_above = 0;
+    }
     store.put(SOURCE.0, SOURCE.1, csv(0, true));
     convert(&store, enforce)
         .await
@@ -197,6 +201,13 @@ fn faulted_run_checks(
             "a transient fault classified as bad input: {error:#}"
         ));
     }
+    // A refusal (403) is refused again on a retry, wherever it happens (a later range too).
+    if let Err(error) = result
+        && fault == Some(Fault::Permanent)
+        && class_of(error) == ErrorClass::Retryable
+    {
+        problems.push(format!("a refusal classified as retryable: {error:#}"));
+    }
     if matches!(result, Ok(Outcome::KnownBad { .. })) {
         problems.push("a good source reported as known bad".into());
     }
@@ -217,9 +228,10 @@ fn faulted_run_checks(
 }
 
 /// A fault (or, with `race`, a new source version written by another writer) at every
-/// store call of a clean run, each followed by a plain rerun.
-async fn convert_sweep(enforce: bool, race: bool) -> Tally {
-    let base = convert_base(enforce).await;
+/// store call of a clean run, each followed by a plain rerun; `ranged` reads the source in
+/// ranged GETs.
+async fn convert_sweep(enforce: bool, race: bool, ranged: bool) -> Tally {
+    let base = convert_base(enforce, ranged).await;
     let clean = base.fork();
     let outcome = convert(&clean, enforce).await.expect("a clean run");
     assert!(
@@ -229,6 +241,11 @@ async fn convert_sweep(enforce: bool, race: bool) -> Tally {
     assert!(
         clean.state().calls.contains(&"UploadPart"),
         "the output is large enough for a multipart upload"
+    );
+    assert_eq!(
+        clean.state().ranges.len() > 1,
+        ranged,
+        "ranged reads in a ranged sweep only"
     );
     let calls = clean.calls();
     let faults = sweep_faults(race);
@@ -300,7 +317,7 @@ fn check(name: &str, enforce: bool, tally: &Tally, min_points: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_survives_a_fault_at_every_store_call() {
     for enforce in [true, false] {
-        let tally = convert_sweep(enforce, false).await;
+        let tally = convert_sweep(enforce, false, false).await;
         check("etl convert", enforce, &tally, 5 * 10);
     }
 }
@@ -308,8 +325,24 @@ async fn convert_survives_a_fault_at_every_store_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_keeps_the_newest_version_when_the_source_changes_at_every_store_call() {
     for enforce in [true, false] {
-        let tally = convert_sweep(enforce, true).await;
+        let tally = convert_sweep(enforce, true, false).await;
         check("etl convert race", enforce, &tally, 10);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_reading_in_ranges_survives_a_fault_at_every_store_call() {
+    for enforce in [true, false] {
+        let tally = convert_sweep(enforce, false, true).await;
+        check("etl convert, ranged reads", enforce, &tally, 5 * 15);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_reading_in_ranges_never_mixes_versions_when_the_source_changes() {
+    for enforce in [true, false] {
+        let tally = convert_sweep(enforce, true, true).await;
+        check("etl convert race, ranged reads", enforce, &tally, 15);
     }
 }
 

@@ -30,20 +30,26 @@ pub struct RecordedRequest {
     pub query: String,
     /// `Range` header, if any.
     pub range: Option<String>,
+    /// `If-Match` header, if any.
+    pub if_match: Option<String>,
 }
 
 impl RecordedRequest {
     /// What a server or proxy records of `request`.
     pub(crate) fn of<B>(request: &http::Request<B>) -> RecordedRequest {
+        let header = |name| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         RecordedRequest {
             method: request.method().to_string(),
             path: request.uri().path().to_owned(),
             query: request.uri().query().unwrap_or_default().to_owned(),
-            range: request
-                .headers()
-                .get(http::header::RANGE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            range: header(http::header::RANGE),
+            if_match: header(http::header::IF_MATCH),
         }
     }
 

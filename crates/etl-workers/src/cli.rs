@@ -64,6 +64,50 @@ pub struct ConvertArgs {
     pub max_record_bytes: usize,
 }
 
+/// How large objects move to and from S3.
+#[derive(Debug, Clone, Args)]
+pub struct TransferArgs {
+    /// Size of multipart upload parts and of ranged GETs: bytes, or with a unit (at least
+    /// 5MiB, S3's smallest part).
+    #[arg(long, env = env_vars::ETL_S3_PART_SIZE, default_value = "8MiB", value_parser = parse_part_size)]
+    pub s3_part_size: usize,
+    /// Parts in flight each way: uploads, and ranged GETs ahead of the converter (1: one
+    /// GET stream, one part at a time). Memory: about (this + 1) × --s3-part-size each way.
+    #[arg(long, env = env_vars::ETL_S3_CONCURRENCY, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub s3_concurrency: u16,
+    /// Objects larger than this are read with ranged GETs, each pinned to the object's
+    /// ETag (0: every object larger than a part).
+    #[arg(long, env = env_vars::ETL_S3_RANGED_READ_ABOVE, default_value = "64MiB", value_parser = parse_size_or_zero)]
+    pub s3_ranged_read_above: u64,
+}
+
+impl TransferArgs {
+    /// Makes these the S3 client's settings for the process.
+    pub fn configure(&self) {
+        etl_protocol::Transfer {
+            part_size: self.s3_part_size,
+            concurrency: usize::from(self.s3_concurrency),
+            ranged_read_above: self.s3_ranged_read_above,
+        }
+        .configure();
+    }
+}
+
+fn parse_part_size(value: &str) -> Result<usize, String> {
+    let size = parse_byte_size(value)?;
+    if size < 5 << 20 {
+        return Err(format!("'{value}': S3 parts are at least 5MiB"));
+    }
+    Ok(size)
+}
+
+fn parse_size_or_zero(value: &str) -> Result<u64, String> {
+    if value.trim() == "0" {
+        return Ok(0);
+    }
+    parse_byte_size(value).map(|n| n as u64)
+}
+
 impl ConvertArgs {
     /// The converter's options.
     pub fn options(&self) -> Result<ConvertOptions, UsageError> {

@@ -42,6 +42,12 @@ pub const ETL_LIST_PAGE_KEYS: &str = "ETL_LIST_PAGE_KEYS";
 pub const ETL_FORCE: &str = "ETL_FORCE";
 /// Conditional writes on publishing: `on` or `off`.
 pub const ETL_CONDITIONAL_WRITES: &str = "ETL_CONDITIONAL_WRITES";
+/// Size of S3 upload parts and ranged GETs.
+pub const ETL_S3_PART_SIZE: &str = "ETL_S3_PART_SIZE";
+/// S3 parts in flight each way.
+pub const ETL_S3_CONCURRENCY: &str = "ETL_S3_CONCURRENCY";
+/// Objects larger than this are read with ranged GETs.
+pub const ETL_S3_RANGED_READ_ABOVE: &str = "ETL_S3_RANGED_READ_ABOVE";
 /// Column `agg` maximises.
 pub const ETL_AGG_COLUMN: &str = "ETL_AGG_COLUMN";
 /// Quiet time `agg` waits for before reading.

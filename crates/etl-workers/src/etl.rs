@@ -16,7 +16,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::json;
 
-use crate::cli::{ConvertArgs, LogArgs};
+use crate::cli::{ConvertArgs, LogArgs, TransferArgs};
 use crate::exit::{Reported, UsageError, class_of};
 use crate::{env_vars, naming, payload, result_dir};
 
@@ -88,6 +88,8 @@ pub struct EtlArgs {
     pub output_key: Option<String>,
     #[command(flatten)]
     pub convert: ConvertArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
     /// How notification keys are encoded: auto (by source), raw or url.
     #[arg(long, env = env_vars::ETL_KEY_ENCODING, default_value = "auto")]
     pub key_encoding: KeyEncoding,
@@ -148,6 +150,7 @@ impl Job {
 /// Runs `etl`.
 pub async fn run(mut args: EtlArgs) -> anyhow::Result<ExitStatus> {
     result_dir::prepare(args.result_dir.as_deref())?;
+    args.transfer.configure();
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.key)?;
     crate::cli::split_s3_uri(&mut args.bucket, &mut args.prefix)?;
     if let Some((format, codec)) = args.output.as_deref().and_then(crate::cli::format_of_path) {
@@ -999,9 +1002,9 @@ fn convert_local(
             }
             Some(file)
         };
-        let source: Box<dyn std::io::Read> = match file.take() {
+        let source: Box<dyn std::io::Read + Send> = match file.take() {
             Some(file) => Box::new(file),
-            None => Box::new(std::io::stdin().lock()),
+            None => Box::new(std::io::stdin()),
         };
         let (staging, outcome) = if to_stdout {
             let stdout = PipeWatch::new(std::io::stdout());

@@ -12,7 +12,7 @@ use etl_protocol::convert::{self, SourceRecord};
 use etl_s3::PutRequest;
 use serde_json::json;
 
-use crate::cli::{ConvertArgs, LogArgs};
+use crate::cli::{ConvertArgs, LogArgs, TransferArgs};
 use crate::exit::UsageError;
 use crate::{env_vars, payload, result_dir};
 
@@ -77,6 +77,8 @@ pub struct FtpEtlArgs {
     pub prefix: String,
     #[command(flatten)]
     pub convert: ConvertArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
     /// Print the plan as one JSON line; no I/O.
     #[arg(long)]
     pub dry_run: bool,
@@ -101,6 +103,7 @@ struct RemoteFile {
 /// Runs `ftp-etl`.
 pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
     result_dir::prepare(args.result_dir.as_deref())?;
+    args.transfer.configure();
     let mut options = args.convert.options()?;
     let file = remote_file(&args)?;
     let bucket = args

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use etl_error::ErrorClass;
-use etl_protocol::{Body, ObjectStore};
+use etl_protocol::{Body, ObjectStore, Transfer};
 use etl_s3::{Error, ListedObject, ObjectInfo, PutCondition, PutRequest, Result};
 
 /// What happens at the armed call.
@@ -71,7 +71,14 @@ pub struct State {
     dead: bool,
     /// Whether `If-Match` / `If-None-Match` are enforced (S3, MinIO) or ignored (Garage).
     pub enforce_conditions: bool,
-    pub part_size: usize,
+    /// Part size, parts in flight, ranged reads.
+    pub transfer: Transfer,
+    /// Ranges read, with the ETag each was pinned to.
+    pub ranges: Vec<(Range<u64>, Option<String>)>,
+    /// Calls of this operation wait for a permit before they run.
+    pub hold: Option<(&'static str, Arc<tokio::sync::Semaphore>)>,
+    /// Calls waiting at the hold now.
+    pub held: usize,
     pub page_size: usize,
 }
 
@@ -170,7 +177,11 @@ impl MemStore {
         MemStore {
             state: Arc::new(Mutex::new(State {
                 enforce_conditions,
-                part_size: 64,
+                transfer: Transfer {
+                    part_size: 64,
+                    ranged_read_above: u64::MAX,
+                    ..Transfer::default()
+                },
                 page_size: 1000,
                 ..State::default()
             })),
@@ -190,7 +201,7 @@ impl MemStore {
                 uploads: state.uploads.clone(),
                 next_upload: state.next_upload,
                 enforce_conditions: state.enforce_conditions,
-                part_size: state.part_size,
+                transfer: state.transfer,
                 page_size: state.page_size,
                 ..State::default()
             })),
@@ -235,6 +246,29 @@ impl MemStore {
     pub fn put(&self, bucket: &str, key: &str, data: impl Into<Bytes>) -> String {
         self.state()
             .put_object(bucket, key, data.into(), HashMap::new())
+    }
+
+    /// Makes calls of `operation` wait until [`MemStore::release`].
+    pub fn hold(&self, operation: &'static str) {
+        self.state().hold = Some((operation, Arc::new(tokio::sync::Semaphore::new(0))));
+    }
+
+    /// Lets every held call (and every later one) run.
+    pub fn release(&self) {
+        if let Some((_, hold)) = &self.state().hold {
+            hold.add_permits(tokio::sync::Semaphore::MAX_PERMITS >> 1);
+        }
+    }
+
+    /// Waits at the hold if `operation` is held.
+    async fn wait_if_held(&self, operation: &'static str) {
+        let hold = match &self.state().hold {
+            Some((held, hold)) if *held == operation => hold.clone(),
+            _ => return,
+        };
+        self.state().held += 1;
+        let _ = hold.acquire().await;
+        self.state().held -= 1;
     }
 
     /// Runs one call: the armed fault or race first, then `effect` on the state.
@@ -383,7 +417,9 @@ impl ObjectStore for MemStore {
         range: Range<u64>,
         etag: Option<&str>,
     ) -> Result<(Bytes, Option<String>)> {
+        self.wait_if_held("GetObject").await;
         self.call("GetObject", bucket, key, |state| {
+            state.ranges.push((range.clone(), etag.map(str::to_owned)));
             let object = state.object("GetObject", bucket, key)?;
             // The client compares the response's ETag whatever the server enforces.
             if etag.is_some_and(|e| e != object.etag) {
@@ -472,6 +508,7 @@ impl ObjectStore for MemStore {
         number: u32,
         data: Bytes,
     ) -> Result<String> {
+        self.wait_if_held("UploadPart").await;
         self.call("UploadPart", bucket, key, |state| {
             let upload = state.upload("UploadPart", bucket, key, upload_id)?;
             let etag = etag_of(&data);
@@ -516,7 +553,7 @@ impl ObjectStore for MemStore {
         })
     }
 
-    fn part_size(&self) -> usize {
-        self.state().part_size
+    fn transfer(&self) -> Transfer {
+        self.state().transfer
     }
 }

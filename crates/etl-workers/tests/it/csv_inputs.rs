@@ -131,7 +131,7 @@ fn a_local_file_whose_late_value_does_not_fit_is_converted_again_widened() {
 
 /// A gzip member with stored (uncompressed) deflate blocks: enough for a test input
 /// without a compression library in the test's dependencies.
-fn flate2_free_gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn flate2_free_gzip(data: &[u8]) -> Vec<u8> {
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
     let chunks: Vec<&[u8]> = data.chunks(65_535).collect();
     for (index, chunk) in chunks.iter().enumerate() {

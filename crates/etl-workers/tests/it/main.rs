@@ -21,3 +21,4 @@ mod race;
 mod security;
 mod signals;
 mod sweep;
+mod transfer;
