@@ -195,7 +195,9 @@ impl Values {
         let mut mantissa: u64 = 0;
         let int_start = i;
         while i < body.len() && body[i].is_ascii_digit() {
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(body[i] - b'0'));
+            mantissa = mantissa
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(body[i] - b'0'));
             i += 1;
         }
         let int_digits = i - int_start;
@@ -211,7 +213,9 @@ impl Values {
             i += 1;
             let start = i;
             while i < body.len() && body[i].is_ascii_digit() {
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(body[i] - b'0'));
+                mantissa = mantissa
+                    .wrapping_mul(10)
+                    .wrapping_add(u64::from(body[i] - b'0'));
                 i += 1;
             }
             frac_digits = i - start;
@@ -264,8 +268,8 @@ impl Default for Values {
 #[inline]
 fn exact_decimal(mantissa: u64, frac_digits: usize) -> Option<f64> {
     const POWERS: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
     if mantissa > 1 << 53 {
         return None;
@@ -545,10 +549,24 @@ mod tests {
             state
         };
         let mut cases: Vec<String> = [
-            "0.1", "-0.0", "0.0", ".5", "5.", "-.5", "+1.25", "9007199254740993.0",
-            "9007199254740992", "123456789012345678.9", "1234567890123456789.0",
-            "0.30000000000000004", "1e22", "1.5e-7", "12345.678901234567890",
-            "0.0000000000000000000001", "1.7976931348623157", "4.9406564584124654",
+            "0.1",
+            "-0.0",
+            "0.0",
+            ".5",
+            "5.",
+            "-.5",
+            "+1.25",
+            "9007199254740993.0",
+            "9007199254740992",
+            "123456789012345678.9",
+            "1234567890123456789.0",
+            "0.30000000000000004",
+            "1e22",
+            "1.5e-7",
+            "12345.678901234567890",
+            "0.0000000000000000000001",
+            "1.7976931348623157",
+            "4.9406564584124654",
         ]
         .iter()
         .map(|s| (*s).to_owned())
