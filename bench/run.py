@@ -540,7 +540,7 @@ Bytes read = bytes the server sent back (headers included), counted by a TCP pro
   tables, so peak memory depends neither on the file's length nor on its width much.
   Encodings are chosen from the first batch: delta without a dictionary for mostly
   distinct integers (`no`), plain for mostly distinct floats, dictionaries for the rest
-  (text falls back to plain by itself when its dictionary outgrows a page). zstd level 3.
+  (text falls back to plain by itself when its dictionary outgrows a page). zstd level 1.
 - A fixed pool of {2} x cores + 2 chunk buffers circulates between the stages, so memory
   does not grow with the input.
 

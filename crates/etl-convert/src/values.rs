@@ -191,8 +191,13 @@ impl Values {
             _ => field,
         };
         let mut i = 0;
+        // The digits as an integer (exact while at most 19 of them), for the fast path.
+        let mut mantissa: u64 = 0;
         let int_start = i;
         while i < body.len() && body[i].is_ascii_digit() {
+            mantissa = mantissa
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(body[i] - b'0'));
             i += 1;
         }
         let int_digits = i - int_start;
@@ -208,12 +213,21 @@ impl Values {
             i += 1;
             let start = i;
             while i < body.len() && body[i].is_ascii_digit() {
+                mantissa = mantissa
+                    .wrapping_mul(10)
+                    .wrapping_add(u64::from(body[i] - b'0'));
                 i += 1;
             }
             frac_digits = i - start;
         }
         if int_digits + frac_digits == 0 {
             return parse_special_float(field);
+        }
+        if i == body.len()
+            && int_digits + frac_digits <= 19
+            && let Some(value) = exact_decimal(mantissa, frac_digits)
+        {
+            return Some(if field[0] == b'-' { -value } else { value });
         }
         if i < body.len() && matches!(body[i], b'e' | b'E') {
             i += 1;
@@ -247,6 +261,23 @@ impl Default for Values {
             .collect();
         Values::new(&nulls, false)
     }
+}
+
+/// `mantissa / 10^frac_digits` when both are exact in an `f64` (Clinger's fast path): one
+/// correctly rounded division, the same value `str::parse` gives, at a fraction of its cost.
+#[inline]
+fn exact_decimal(mantissa: u64, frac_digits: usize) -> Option<f64> {
+    const POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    if mantissa > 1 << 53 {
+        return None;
+    }
+    // Exact: the mantissa has at most 53 bits.
+    #[allow(clippy::cast_precision_loss)]
+    let value = mantissa as f64;
+    Some(value / *POWERS.get(frac_digits)?)
 }
 
 fn parse_special_float(field: &[u8]) -> Option<f64> {
@@ -505,6 +536,55 @@ mod tests {
         let comma = Values::new(&[String::new()], true);
         assert_eq!(comma.parse_f64(b"3,50"), Some(3.5));
         assert_eq!(comma.classify(b"NA"), Kind::Text);
+    }
+
+    #[test]
+    fn floats_match_the_standard_parser() {
+        let v = Values::default();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut cases: Vec<String> = [
+            "0.1",
+            "-0.0",
+            "0.0",
+            ".5",
+            "5.",
+            "-.5",
+            "+1.25",
+            "9007199254740993.0",
+            "9007199254740992",
+            "123456789012345678.9",
+            "1234567890123456789.0",
+            "0.30000000000000004",
+            "1e22",
+            "1.5e-7",
+            "12345.678901234567890",
+            "0.0000000000000000000001",
+            "1.7976931348623157",
+            "4.9406564584124654",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for _ in 0..200_000 {
+            let int = next() % 10u64.pow((next() % 12) as u32 + 1);
+            let frac_len = (next() % 20) as usize;
+            let frac: String = (0..frac_len)
+                .map(|_| char::from(b'0' + (next() % 10) as u8))
+                .collect();
+            let sign = ["", "-", "+"][(next() % 3) as usize];
+            cases.push(format!("{sign}{int}.{frac}"));
+        }
+        for case in cases {
+            let ours = v.parse_f64(case.as_bytes()).map(f64::to_bits);
+            let std = case.parse::<f64>().ok().map(f64::to_bits);
+            assert_eq!(ours, std, "{case}");
+        }
     }
 
     #[test]
