@@ -12,16 +12,15 @@ import argparse
 import gzip
 import json
 import os
-import re
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from measure import gnu_time, medians
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20261202
@@ -140,23 +139,6 @@ def write_wide(path, rows, columns=120, seed=SEED + 1):
 
 # ---------------------------------------------------------------- measuring
 
-def gnu_time(cmd):
-    """Runs cmd under /usr/bin/time -v: wall s, cpu s, peak RSS MB."""
-    with tempfile.NamedTemporaryFile(mode="r", suffix=".time") as report:
-        proc = subprocess.run(["/usr/bin/time", "-v", "-o", report.name, *cmd],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        text = open(report.name).read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr.decode()[-2000:]}")
-
-    def field(name):
-        return re.search(re.escape(name) + r": (.+)", text).group(1).strip()
-    wall = 0.0
-    for part in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"):
-        wall = wall * 60 + float(part)
-    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
-    rss = int(field("Maximum resident set size (kbytes)")) / 1024
-    return {"wall": wall, "cpu": cpu, "rss": rss}
 
 
 def commands(etl, src, out):
@@ -190,7 +172,7 @@ def bench(etl, src, rounds, outdir, tools=None):
             samples[tool].append(gnu_time(cmds[tool]))
     result = {}
     for tool, runs in samples.items():
-        result[tool] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        result[tool] = medians(runs)
         result[tool]["runs"] = [round(r["wall"], 2) for r in runs]
         result[tool]["size"] = out(tool).stat().st_size
     return result

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from measure import gnu_time, medians
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 DATA = BENCH / "data"
@@ -124,26 +126,6 @@ def write_wide_file(path, total):
 
 # ---------------------------------------------------------------- measuring
 
-def gnu_time(cmd, env=None):
-    """Runs cmd under /usr/bin/time -v: wall s, cpu s, peak RSS MB."""
-    with tempfile.NamedTemporaryFile(mode="r", suffix=".time") as report:
-        proc = subprocess.run(["/usr/bin/time", "-v", "-o", report.name, *cmd],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        text = open(report.name).read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr.decode()[-2000:]}")
-    def field(name):
-        return re.search(re.escape(name) + r": (.+)", text).group(1).strip()
-    wall = 0.0
-    for part in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"):
-        wall = wall * 60 + float(part)
-    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
-    rss = int(field("Maximum resident set size (kbytes)")) / 1024
-    return {"wall": wall, "cpu": cpu, "rss": rss}
-
-
-def medians(samples):
-    return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
 
 
 def peer_commands(src, out, header):

@@ -11,9 +11,7 @@ behaviour before ranged reads and concurrent uploads). Wall, CPU and peak RSS of
 """
 import argparse
 import os
-import re
 import socket
-import statistics
 import subprocess
 import tempfile
 import time
@@ -21,23 +19,7 @@ from pathlib import Path
 
 import boto3
 
-
-def gnu_time(cmd, env):
-    with tempfile.NamedTemporaryFile(mode="r", suffix=".time") as report:
-        proc = subprocess.run(["/usr/bin/time", "-v", "-o", report.name, *cmd], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        text = open(report.name).read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr.decode()[-2000:]}")
-
-    def field(name):
-        return re.search(re.escape(name) + r": (.+)", text).group(1).strip()
-    wall = 0.0
-    for part in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"):
-        wall = wall * 60 + float(part)
-    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
-    rss = int(field("Maximum resident set size (kbytes)")) / 1024
-    return {"wall": wall, "cpu": cpu, "rss": rss}
+from measure import gnu_time, medians
 
 
 def cpu_seconds(pid):
@@ -91,7 +73,7 @@ def main():
     print("| run | wall s | etl CPU s | etl peak RSS MB | server CPU s | walls |")
     print("|---|---:|---:|---:|---:|---|")
     for name, runs in samples.items():
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        med = medians(runs)
         walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
         server = f"{med['server_cpu']:.1f}" if name != "local" else "-"
         print(f"| `{name}` | {med['wall']:.2f} | {med['cpu']:.1f} | {med['rss']:.0f} | "
