@@ -624,6 +624,11 @@ async fn convert_version<S: ObjectStore>(
     // fault after publishing cannot leave it beside an up-to-date output.
     let gate: Gate = Box::new(move || {
         Box::pin(async move {
+            // A stop requested after the whole source was read is seen here, not by the
+            // body reader.
+            if crate::shutdown::requested() {
+                return Err(crate::shutdown::interrupted().to_string());
+            }
             match gate_client.head(&gate_bucket, &gate_key).await {
                 Ok(Some(now)) if now.etag.as_deref() == Some(gate_etag.as_str()) => {}
                 Ok(Some(now)) => {
@@ -686,6 +691,9 @@ async fn convert_version<S: ObjectStore>(
                 return Err(anyhow::Error::from(error).context(format!(
                     "removing what an older version left beside the output of {uri}"
                 )));
+            }
+            if crate::shutdown::requested() {
+                return Err(error.context(format!("converting {uri}")));
             }
             match error.downcast_ref::<etl_s3::Error>() {
                 Some(e) if e.is_precondition_failed() => return Ok(Attempt::Lost),
