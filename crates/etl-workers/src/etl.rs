@@ -480,23 +480,17 @@ async fn print_states(
     options: &ConvertOptions,
     args: &EtlArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let mut lines = jobs
-        .into_stream(args, options)
-        .map(|job| async move {
-            let job = job?;
-            let (state, reason) = convert::object_state(client, &job.object(), options).await?;
-            let mut line = job_line(&job);
-            line["state"] = json!(state);
-            if let Some(reason) = reason {
-                line["reason"] = json!(reason);
-            }
-            anyhow::Ok(line)
-        })
-        .buffered(usize::from(args.jobs));
-    while let Some(line) = lines.next().await {
-        writeln!(std::io::stdout(), "{}", line?).context("writing to stdout")?;
-    }
-    Ok(ExitStatus::Success)
+    let lines = jobs.into_stream(args, options).map(|job| async move {
+        let job = job?;
+        let (state, reason) = convert::object_state(client, &job.object(), options).await?;
+        let mut line = job_line(&job);
+        line["state"] = json!(state);
+        if let Some(reason) = reason {
+            line["reason"] = json!(reason);
+        }
+        anyhow::Ok(line)
+    });
+    print_lines(lines, args.jobs).await
 }
 
 /// `--plan`: each job's line after a HEAD of its object, with its size and suggested pod
@@ -507,24 +501,30 @@ async fn print_plan(
     options: &ConvertOptions,
     args: &EtlArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let mut lines = jobs
-        .into_stream(args, options)
-        .map(|job| async move {
-            let job = job?;
-            let info = etl_s3::head_object(client, &job.bucket, &job.key)
-                .await?
-                .ok_or_else(|| {
-                    UsageError(format!(
-                        "{}: no such object",
-                        convert::s3_uri(&job.bucket, &job.key)
-                    ))
-                })?;
-            let mut line = job_line(&job);
-            line["size"] = json!(info.size);
-            line["resources"] = suggested_resources(info.size);
-            anyhow::Ok(line)
-        })
-        .buffered(usize::from(args.jobs));
+    let lines = jobs.into_stream(args, options).map(|job| async move {
+        let job = job?;
+        let info = etl_s3::head_object(client, &job.bucket, &job.key)
+            .await?
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "{}: no such object",
+                    convert::s3_uri(&job.bucket, &job.key)
+                ))
+            })?;
+        let mut line = job_line(&job);
+        line["size"] = json!(info.size);
+        line["resources"] = suggested_resources(info.size);
+        anyhow::Ok(line)
+    });
+    print_lines(lines, args.jobs).await
+}
+
+/// Prints each line as soon as it and those before it are known, up to `jobs` at once.
+async fn print_lines(
+    lines: impl futures_util::Stream<Item = impl Future<Output = anyhow::Result<serde_json::Value>>>,
+    jobs: u16,
+) -> anyhow::Result<ExitStatus> {
+    let mut lines = std::pin::pin!(lines.buffered(usize::from(jobs)));
     while let Some(line) = lines.next().await {
         writeln!(std::io::stdout(), "{}", line?).context("writing to stdout")?;
     }
@@ -540,7 +540,8 @@ pub fn suggested_resources(size: u64) -> serde_json::Value {
     const MIB: u64 = 1024 * 1024;
     let (cpu, cpu_limit, memory, memory_limit) = match size {
         // Limits measured by `make plan-memory`: a 120-column file of 60 MiB peaks at
-        // ~220 MiB (row groups end at 128 MiB of Arrow data), narrower files far lower.
+        // ~220 MiB (measured with row groups of 128 MiB of Arrow data, now 32), narrower
+        // files far lower.
         s if s < 64 * MIB => ("250m", "1", "64Mi", "384Mi"),
         s if s < 1024 * MIB => ("1", "2", "128Mi", "512Mi"),
         _ => ("2", "4", "256Mi", "1Gi"),
