@@ -163,7 +163,9 @@ where
 {
     let (writer, chunks) = etl_s3::upload_channel();
     let options = options.clone();
-    let mut reader = SyncIoBridge::new(input);
+    // A stop interrupts the read, even one stalled on the network; one requested after the
+    // whole input was read is caught by the gate below. Both paths (S3, FTP) pass here.
+    let mut reader = SyncIoBridge::new(crate::shutdown::StopAware::new(input));
     let sidecar = (options.bad_rows == BadRows::Quarantine)
         .then(|| (target.bucket.clone(), quarantine_key(&target.key)));
     let sidecar_client = client.clone();
@@ -180,7 +182,10 @@ where
             &footer,
             &mut |row| record_rejected(&output_key, row, sidecar.is_some(), &mut quarantined),
         )?;
-        verify(reader.into_inner())?;
+        verify(reader.into_inner().into_inner())?;
+        if crate::shutdown::requested() {
+            return Err(crate::shutdown::interrupted().into());
+        }
         // The rejected rows are stored before the output appears: none is lost unrecorded.
         if let Some((bucket, key)) = sidecar.filter(|_| summary.rejected > 0) {
             written.store(true, Ordering::SeqCst);
@@ -201,7 +206,7 @@ where
             .map_err(|e| etl_convert::Error::Write(e.to_string()))?;
         Ok::<_, anyhow::Error>(summary)
     });
-    let uploading = crate::upload::put_stream_with(client, &target, chunks, publish);
+    let uploading = crate::upload::put_stream_with(client, &target, chunks, stop_gated(publish));
     let (converted, uploaded) = tokio::join!(converting, uploading);
     let converted = converted
         .map_err(|_| anyhow::anyhow!("the converter stopped unexpectedly"))
@@ -216,6 +221,27 @@ where
     Streamed {
         result,
         sidecar_written: sidecar_written.load(Ordering::SeqCst),
+    }
+}
+
+/// `publish` whose gate first withholds the output once a stop was requested: a stop that
+/// comes after the whole input was read (or while the last parts upload) publishes nothing.
+fn stop_gated(publish: Publish) -> Publish {
+    let Publish { condition, gate } = publish;
+    let gate: Gate = Box::new(move || {
+        Box::pin(async move {
+            if crate::shutdown::requested() {
+                return Err(crate::shutdown::interrupted().to_string());
+            }
+            match gate {
+                Some(gate) => gate().await,
+                None => Ok(()),
+            }
+        })
+    });
+    Publish {
+        condition,
+        gate: Some(gate),
     }
 }
 
@@ -624,11 +650,6 @@ async fn convert_version<S: ObjectStore>(
     // fault after publishing cannot leave it beside an up-to-date output.
     let gate: Gate = Box::new(move || {
         Box::pin(async move {
-            // A stop requested after the whole source was read is seen here, not by the
-            // body reader.
-            if crate::shutdown::requested() {
-                return Err(crate::shutdown::interrupted().to_string());
-            }
             match gate_client.head(&gate_bucket, &gate_key).await {
                 Ok(Some(now)) if now.etag.as_deref() == Some(gate_etag.as_str()) => {}
                 Ok(Some(now)) => {
@@ -890,11 +911,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for GuardedRead<R> {
         use std::task::Poll;
         let before = buf.filled().len();
         let this = &mut *self;
-        if crate::shutdown::requested() {
-            let error = crate::shutdown::interrupted();
-            this.record(error.to_string());
-            return Poll::Ready(Err(error));
-        }
         match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = (buf.filled().len() - before) as u64;
