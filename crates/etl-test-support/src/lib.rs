@@ -7,6 +7,7 @@ pub mod external_s3;
 pub mod ftp;
 pub mod ftp_count;
 pub mod ftp_cut;
+pub mod ftp_hold;
 pub mod proxy;
 pub mod s3;
 mod server;

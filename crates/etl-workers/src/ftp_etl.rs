@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use etl_error::ExitStatus;
+use etl_error::{ErrorClass, ExitStatus};
 use etl_protocol::convert::{self, SourceRecord};
 use etl_s3::PutRequest;
 use serde_json::json;
 
 use crate::cli::{ConvertArgs, LogArgs, TransferArgs};
-use crate::exit::UsageError;
+use crate::exit::{Reported, UsageError};
 use crate::{env_vars, payload, result_dir};
 
 const EXAMPLES: &str = "\
@@ -133,21 +133,30 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
     };
     let client = etl_s3::client_from_env().await?;
     args.convert.load_s3_schema(&mut options).await?;
+    crate::shutdown::listen();
     let uri = format!("ftp://{host}{}", file.path);
-    let mut connection = etl_ftp::connect(&settings).await?;
 
     // The version recorded with the output: size and time, from the event or the server.
-    let size = match file.size {
-        Some(size) => size,
-        None => connection.size(&file.path).await?,
-    };
-    let modified = match &file.modified {
-        Some(time) => time.clone(),
-        None => connection
-            .modified(&file.path)
-            .await?
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-            .unwrap_or_default(),
+    // An event that carries both needs no FTP session to find the output up to date.
+    let mut session = None;
+    let (size, modified) = match (file.size, file.modified.clone()) {
+        (Some(size), Some(modified)) => (size, modified),
+        (size, modified) => {
+            let connection = session.insert(etl_ftp::connect(&settings).await?);
+            let size = match size {
+                Some(size) => size,
+                None => connection.size(&file.path).await?,
+            };
+            let modified = match modified {
+                Some(time) => time,
+                None => connection
+                    .modified(&file.path)
+                    .await?
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                    .unwrap_or_default(),
+            };
+            (size, modified)
+        }
     };
     let record = SourceRecord {
         uri: uri.clone(),
@@ -159,10 +168,19 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         && record.is_recorded_in(&existing, &options)
     {
         tracing::info!(source = %uri, output = %convert::s3_uri(&bucket, &output_key), "up to date: the output already records this file version");
-        let _ = connection.quit().await;
+        if let Some(connection) = session {
+            let _ = connection.quit().await;
+        }
         finish(&args, &bucket, &output_key, (0, 0), "up-to-date")?;
         return Ok(ExitStatus::Success);
     }
+    if crate::shutdown::requested() {
+        return Err(stopped(&uri, &bucket, &output_key));
+    }
+    let mut connection = match session {
+        Some(connection) => connection,
+        None => etl_ftp::connect(&settings).await?,
+    };
 
     let mut widenings = 0;
     let (summary, stored) = loop {
@@ -191,6 +209,11 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         .await;
         match converted {
             Ok(done) => break done,
+            // The upload was aborted (or withheld before publishing); the file stays as
+            // it is on the server for the retry.
+            Err(_) if crate::shutdown::requested() => {
+                return Err(stopped(&uri, &bucket, &output_key));
+            }
             Err(error) if widenings < crate::etl::MAX_WIDENINGS => {
                 let Some(widening) = crate::etl::widening_of(&error) else {
                     return Err(error.context(format!("converting {uri}")));
@@ -217,6 +240,18 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         "converted",
     )?;
     Ok(ExitStatus::Success)
+}
+
+/// The error of a run stopped by a signal before publishing (exit 1: a retry converts it).
+fn stopped(uri: &str, bucket: &str, key: &str) -> anyhow::Error {
+    Reported {
+        message: format!(
+            "stopped by a signal before {} was published: nothing was written, {uri} is left as it is",
+            convert::s3_uri(bucket, key)
+        ),
+        class: ErrorClass::Retryable,
+    }
+    .into()
 }
 
 fn finish(

@@ -7,7 +7,7 @@ use arrow_array::{Array, Float64Array, Int64Array};
 use base64::Engine as _;
 use etl_test_support::ftp::FtpServer;
 
-use crate::ftp_watch::{DEADLINE, Vsftpd, Watcher, config, write};
+use crate::support::ftp::{DEADLINE, Vsftpd, Watcher, config, write};
 use crate::support::*;
 
 const FTP_ETL: &str = env!("CARGO_BIN_EXE_ftp-etl");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use etl_test_support::ftp::FtpServer;
 use etl_test_support::ftp_count::CountingFtpProxy;
 
-use crate::ftp_watch::{DEADLINE, Vsftpd, Watcher, config, next_event, write};
+use crate::support::ftp::{DEADLINE, Vsftpd, Watcher, config, next_event, scan, scan_lines, write};
 use crate::support::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ftp-watch");
@@ -38,7 +38,7 @@ fn ftp_watch_scan_over_ftps_against_vsftpd() {
     std::fs::write(&password_file, &password).unwrap();
     let source = files.path().join("source.yaml");
     std::fs::write(&source, format!("server: secure\ndir: /{run}\n")).unwrap();
-    let scan = |ca_file: Option<&Path>| {
+    let scan_secure = |ca_file: Option<&Path>| {
         let servers = files.path().join("servers.yaml");
         let ca_line =
             ca_file.map_or_else(String::new, |ca| format!("    ca_file: {}\n", ca.display()));
@@ -60,23 +60,13 @@ fn ftp_watch_scan_over_ftps_against_vsftpd() {
             .output()
             .unwrap()
     };
-    let output = scan(Some(&ca));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let names: Vec<String> = stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["payload"]["name"].to_string()
-        })
+    let names: Vec<String> = scan_lines(&scan_secure(Some(&ca)))
+        .iter()
+        .map(|line| line["payload"]["name"].to_string())
         .collect();
     assert_eq!(names, ["\"a.csv\"", "\"day/b.csv\""]);
 
-    let output = scan(None);
+    let output = scan_secure(None);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("failed verification"), "{stderr}");
@@ -243,30 +233,9 @@ async fn ftp_watch_bounded_walk_skips_unchanged_folders_by_command_count() {
     );
 
     // One walk (`scan`): tmp/ and days/d1/deeper/ are never listed, x.part never stat'ed.
-    let files = tempfile::tempdir().unwrap();
-    let config_path = files.path().join("source.yaml");
-    std::fs::write(&config_path, &source).unwrap();
-    let output = Command::new(BINARY)
-        .args(["scan", "--config"])
-        .arg(&config_path)
-        .env("ETL_LOG_FORMAT", "text")
-        .env("FTP_HOST", "127.0.0.1")
-        .env("FTP_PORT", proxy.port().to_string())
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let names: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let line: serde_json::Value = serde_json::from_str(l).unwrap();
-            line["payload"]["name"].as_str().unwrap().to_owned()
-        })
+    let names: Vec<String> = scan_lines(&scan(&source, proxy.port()))
+        .iter()
+        .map(|line| line["payload"]["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
         names,

@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod ftp_etl;
 mod ftp_scale;
+mod ftp_signals;
 mod ftp_watch;
 mod garage;
 mod notify;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use etl_test_support::ftp::FtpServer;
 
-use crate::ftp_watch::{DEADLINE, Watcher, config, write};
+use crate::support::ftp::{DEADLINE, Watcher, config, write};
 
 const PASSWORD: &str = "real-ftp-password-7Qz";
 

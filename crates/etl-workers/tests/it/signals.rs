@@ -8,17 +8,6 @@ use crate::support::*;
 
 const ETL: &str = env!("CARGO_BIN_EXE_etl");
 
-fn uploads_in_flight(t: &TestContext) -> usize {
-    std::fs::read_dir(t.s3.root())
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn sigterm_mid_sweep_aborts_the_upload_in_flight_and_reports_what_finished() {
     let t = TestContext::new();

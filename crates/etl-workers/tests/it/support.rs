@@ -9,6 +9,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use etl_test_support::s3::S3Server;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+pub mod ftp;
+
 /// The seed's bucket.
 pub const BUCKET: &str = "etlproj";
 
@@ -190,6 +192,18 @@ impl TestContext {
         std::fs::write(&path, content).expect("write file");
         path
     }
+}
+
+/// Multipart uploads the S3 server holds in progress (neither completed nor aborted).
+pub fn uploads_in_flight(t: &TestContext) -> usize {
+    std::fs::read_dir(t.s3.root())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// `rows` headerless `no,name,score` rows with distinct names (1-based `no`).
