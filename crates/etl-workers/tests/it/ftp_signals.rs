@@ -98,15 +98,16 @@ impl Run {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// SIGTERM, then waits until ftp-etl logged that it saw it.
-    fn sigterm(&self) {
+    /// SIGTERM, then waits until ftp-etl logged that it saw it (or died of it).
+    fn sigterm(&mut self) {
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(killed.success());
         let deadline = Instant::now() + WAIT;
-        while !self.stderr().contains("signal received") {
+        while !self.stderr().contains("signal received") && self.child.try_wait().unwrap().is_none()
+        {
             if Instant::now() > deadline {
                 panic!("ftp-etl did not log the signal:\n{}", self.stderr());
             }
@@ -176,11 +177,6 @@ fn parts_started(t: &TestContext) -> usize {
 /// multipart upload, the source as it was.
 fn assert_stopped_before_publishing(t: &TestContext, run: Run, source: &Source) {
     let (code, out, err) = run.finish();
-    assert_eq!(code, Some(1), "stdout:\n{out}\nstderr:\n{err}");
-    assert!(
-        err.contains("stopped by a signal before s3://etlproj/output/big.parquet was published"),
-        "{err}"
-    );
     assert!(t.keys("output/").is_empty(), "{:?}", t.keys("output/"));
     assert_eq!(
         uploads_in_flight(t),
@@ -188,6 +184,11 @@ fn assert_stopped_before_publishing(t: &TestContext, run: Run, source: &Source) 
         "a multipart upload was left behind"
     );
     source.assert_untouched();
+    assert_eq!(code, Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("stopped by a signal before s3://etlproj/output/big.parquet was published"),
+        "{err}"
+    );
 }
 
 /// Nothing is lost: the same event converts the whole file afterwards.
@@ -207,7 +208,7 @@ fn sigterm_mid_download_stops_the_stalled_transfer_and_leaves_nothing() {
     let source = Source::write(root.path(), "big.csv", csv_rows(50_000));
     let server = FtpServer::start(root.path());
     let proxy = HoldingFtpProxy::start(server.port(), HoldAt::DataAfter(256 * 1024));
-    let run = Run::start(&t, proxy.port(), &source.event, &[]);
+    let mut run = Run::start(&t, proxy.port(), &source.event, &[]);
     assert!(proxy.wait_reached(WAIT), "{}", run.stderr());
     run.sigterm();
     // The transfer stays held: the stop alone must end the wait for data.
@@ -225,7 +226,7 @@ fn sigterm_mid_multipart_upload_aborts_it() {
     // Past the first row group (1Mi rows): its parts are on their way when the data stalls.
     let held = csv_rows(1_200_000).len();
     let proxy = HoldingFtpProxy::start(server.port(), HoldAt::DataAfter(held));
-    let run = Run::start(&t, proxy.port(), &source.event, &["--compression", "none"]);
+    let mut run = Run::start(&t, proxy.port(), &source.event, &["--compression", "none"]);
     assert!(proxy.wait_reached(WAIT), "{}", run.stderr());
     wait_for_multipart(&t, &run);
     run.sigterm();
@@ -242,7 +243,7 @@ fn sigterm_after_the_whole_file_was_read_withholds_the_output() {
     // file was read and the output's parts uploaded, only the publication is left.
     let proxy = HoldingFtpProxy::start(server.port(), HoldAt::Reply("226"));
     // About 8 MB of Parquet: more than one 5 MiB part.
-    let run = Run::start(
+    let mut run = Run::start(
         &t,
         proxy.port(),
         &source.event,
@@ -264,7 +265,7 @@ fn sigterm_after_publishing_keeps_the_output_and_a_rerun_is_one_head() {
     let server = FtpServer::start(root.path());
     // ftp-etl ends its FTP session after publishing: QUIT is held.
     let proxy = HoldingFtpProxy::start(server.port(), HoldAt::Command("QUIT"));
-    let run = Run::start(&t, proxy.port(), &source.event, &[]);
+    let mut run = Run::start(&t, proxy.port(), &source.event, &[]);
     assert!(proxy.wait_reached(WAIT), "{}", run.stderr());
     let published = t.get("output/big.parquet").expect("published before QUIT");
     run.sigterm();
