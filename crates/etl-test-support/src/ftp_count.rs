@@ -8,10 +8,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 
+use crate::ftp_lines::next_line;
 use crate::server::{ServerThread, bind};
 
 /// A running counting proxy; stops when dropped.
@@ -91,15 +92,6 @@ impl CountingFtpProxy {
             commands.clear();
         }
     }
-}
-
-/// Reads the next line into `line` (cleared first); `false` at the end or on an error.
-async fn next_line<R: tokio::io::AsyncRead + Unpin>(
-    lines: &mut BufReader<R>,
-    line: &mut String,
-) -> bool {
-    line.clear();
-    matches!(lines.read_line(line).await, Ok(n) if n > 0)
 }
 
 async fn write_line(to: &Arc<tokio::sync::Mutex<OwnedWriteHalf>>, line: &str) -> bool {

@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::ftp_lines::passive_reply;
 use crate::server::{ServerThread, bind};
 
 /// A running server; stops when dropped.
@@ -61,15 +62,7 @@ async fn session(stream: TcpStream, content: Vec<u8>, cut_after: usize) {
                 };
                 passive = Some(listener);
                 let port = address.port();
-                if command.eq_ignore_ascii_case("EPSV") {
-                    format!("229 Entering Extended Passive Mode (|||{port}|)\r\n")
-                } else {
-                    format!(
-                        "227 Entering Passive Mode (127,0,0,1,{},{})\r\n",
-                        port >> 8,
-                        port & 0xff
-                    )
-                }
+                passive_reply(command.eq_ignore_ascii_case("EPSV"), port)
             }
             "RETR" => {
                 let Some(listener) = passive.take() else {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::ftp_lines::{next_line, passive_reply};
 use crate::server::{ServerThread, bind};
 
 /// Where the first transfer through the proxy is held.
@@ -105,8 +106,11 @@ impl HoldingFtpProxy {
 }
 
 /// The data port a passive reply names: `227 ... (h1,h2,h3,h4,p1,p2)` or
-/// `229 ... (|||port|)`.
+/// `229 ... (|||port|)`; `None` for any other line.
 fn passive_port(line: &str) -> Option<u16> {
+    if !line.starts_with("227 ") && !line.starts_with("229 ") {
+        return None;
+    }
     let inside = &line[line.find('(')? + 1..line.rfind(')')?];
     if line.starts_with("229") {
         return inside.trim_matches('|').parse().ok();
@@ -118,19 +122,6 @@ fn passive_port(line: &str) -> Option<u16> {
     match numbers[..] {
         [_, _, _, _, high, low] => Some(high * 256 + low),
         _ => None,
-    }
-}
-
-/// `line` naming `port` instead, in its own form.
-fn with_port(line: &str, port: u16) -> String {
-    if line.starts_with("229") {
-        format!("229 Entering Extended Passive Mode (|||{port}|)\r\n")
-    } else {
-        format!(
-            "227 Entering Passive Mode (127,0,0,1,{},{})\r\n",
-            port >> 8,
-            port & 0xff
-        )
     }
 }
 
@@ -189,22 +180,16 @@ async fn session(client: TcpStream, target: SocketAddr, hold: Arc<Hold>) {
     let downstream = async move {
         let mut lines = BufReader::new(server_read);
         let mut line = String::new();
-        loop {
-            line.clear();
-            if !matches!(lines.read_line(&mut line).await, Ok(n) if n > 0) {
-                break;
-            }
+        while next_line(&mut lines, &mut line).await {
             let mut reply = line.clone();
-            if let Some(port) = passive_port(&line).filter(|_| {
-                (line.starts_with("227") || line.starts_with("229")) && !line.starts_with("229-")
-            }) {
+            if let Some(port) = passive_port(&line) {
                 let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await else {
                     break;
                 };
                 let Ok(local) = listener.local_addr() else {
                     break;
                 };
-                reply = with_port(&line, local.port());
+                reply = passive_reply(line.starts_with("229"), local.port());
                 let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
                 tokio::spawn(relay_data(listener, server, Arc::clone(&replies)));
             }
@@ -221,11 +206,7 @@ async fn session(client: TcpStream, target: SocketAddr, hold: Arc<Hold>) {
     let upstream = async move {
         let mut lines = BufReader::new(client_read);
         let mut line = String::new();
-        loop {
-            line.clear();
-            if !matches!(lines.read_line(&mut line).await, Ok(n) if n > 0) {
-                break;
-            }
+        while next_line(&mut lines, &mut line).await {
             let verb = line.split_whitespace().next().unwrap_or_default();
             if let HoldAt::Command(held) = hold.at
                 && verb.eq_ignore_ascii_case(held)
@@ -245,7 +226,8 @@ async fn session(client: TcpStream, target: SocketAddr, hold: Arc<Hold>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{passive_port, with_port};
+    use super::passive_port;
+    use crate::ftp_lines::passive_reply;
 
     #[test]
     fn passive_replies_are_read_and_rewritten() {
@@ -257,8 +239,8 @@ mod tests {
             passive_port("229 Entering Extended Passive Mode (|||50000|)\r\n"),
             Some(50000)
         );
-        assert_eq!(passive_port("226 done\r\n"), None);
-        let rewritten = with_port("227 Entering Passive Mode (127,0,0,1,1,2)\r\n", 50000);
-        assert_eq!(passive_port(&rewritten), Some(50000));
+        assert_eq!(passive_port("226 done (1,2,3,4,5,6)\r\n"), None);
+        assert_eq!(passive_port(&passive_reply(false, 50000)), Some(50000));
+        assert_eq!(passive_port(&passive_reply(true, 50001)), Some(50001));
     }
 }

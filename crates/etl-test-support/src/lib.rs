@@ -8,6 +8,7 @@ pub mod ftp;
 pub mod ftp_count;
 pub mod ftp_cut;
 pub mod ftp_hold;
+mod ftp_lines;
 pub mod proxy;
 pub mod s3;
 mod server;

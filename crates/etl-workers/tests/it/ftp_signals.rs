@@ -191,96 +191,106 @@ fn assert_stopped_before_publishing(t: &TestContext, run: Run, source: &Source) 
     );
 }
 
-/// Nothing is lost: the same event converts the whole file afterwards.
-fn assert_rerun_converts(t: &TestContext, port: u16, source: &Source, rows: usize) {
-    let (code, out, err) = Run::start(t, port, &source.event, &[]).finish();
-    assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains(r#""status":"converted""#), "{out}");
-    let batches = read_parquet(t.get("output/big.parquet").expect("output"));
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), rows);
-    source.assert_untouched();
+/// A file of `rows` rows on an FTP server, seen through a proxy holding at `at`.
+struct Scene {
+    t: TestContext,
+    _root: tempfile::TempDir,
+    source: Source,
+    server: FtpServer,
+    proxy: HoldingFtpProxy,
+}
+
+impl Scene {
+    fn new(rows: u64, at: HoldAt) -> Scene {
+        let t = TestContext::new();
+        let root = tempfile::tempdir().unwrap();
+        let source = Source::write(root.path(), "big.csv", csv_rows(rows));
+        let server = FtpServer::start(root.path());
+        let proxy = HoldingFtpProxy::start(server.port(), at);
+        Scene {
+            t,
+            _root: root,
+            source,
+            server,
+            proxy,
+        }
+    }
+
+    /// ftp-etl for the file's event, once it is held.
+    fn held_run(&self, extra: &[&str]) -> Run {
+        let run = Run::start(&self.t, self.proxy.port(), &self.source.event, extra);
+        assert!(self.proxy.wait_reached(WAIT), "{}", run.stderr());
+        run
+    }
+
+    /// Nothing is lost: the same event converts the whole file afterwards.
+    fn assert_rerun_converts(&self, rows: usize) {
+        let (t, source) = (&self.t, &self.source);
+        let (code, out, err) = Run::start(t, self.server.port(), &source.event, &[]).finish();
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains(r#""status":"converted""#), "{out}");
+        let batches = read_parquet(t.get("output/big.parquet").expect("output"));
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), rows);
+        source.assert_untouched();
+    }
 }
 
 #[test]
 fn sigterm_mid_download_stops_the_stalled_transfer_and_leaves_nothing() {
-    let t = TestContext::new();
-    let root = tempfile::tempdir().unwrap();
-    let source = Source::write(root.path(), "big.csv", csv_rows(50_000));
-    let server = FtpServer::start(root.path());
-    let proxy = HoldingFtpProxy::start(server.port(), HoldAt::DataAfter(256 * 1024));
-    let mut run = Run::start(&t, proxy.port(), &source.event, &[]);
-    assert!(proxy.wait_reached(WAIT), "{}", run.stderr());
+    let scene = Scene::new(50_000, HoldAt::DataAfter(256 * 1024));
+    let mut run = scene.held_run(&[]);
     run.sigterm();
     // The transfer stays held: the stop alone must end the wait for data.
-    assert_stopped_before_publishing(&t, run, &source);
-    proxy.release();
-    assert_rerun_converts(&t, server.port(), &source, 50_000);
+    assert_stopped_before_publishing(&scene.t, run, &scene.source);
+    scene.proxy.release();
+    scene.assert_rerun_converts(50_000);
 }
 
 #[test]
 fn sigterm_mid_multipart_upload_aborts_it() {
-    let t = TestContext::new();
-    let root = tempfile::tempdir().unwrap();
-    let source = Source::write(root.path(), "big.csv", csv_rows(1_500_000));
-    let server = FtpServer::start(root.path());
-    // Past the first row group (1Mi rows): its parts are on their way when the data stalls.
+    // Past the first row group (1Mi rows): its parts are stored when the data stalls.
     let held = csv_rows(1_200_000).len();
-    let proxy = HoldingFtpProxy::start(server.port(), HoldAt::DataAfter(held));
-    let mut run = Run::start(&t, proxy.port(), &source.event, &["--compression", "none"]);
-    assert!(proxy.wait_reached(WAIT), "{}", run.stderr());
-    wait_for_multipart(&t, &run);
+    let scene = Scene::new(1_500_000, HoldAt::DataAfter(held));
+    let mut run = scene.held_run(&["--compression", "none"]);
+    wait_for_multipart(&scene.t, &run);
     run.sigterm();
-    assert_stopped_before_publishing(&t, run, &source);
+    assert_stopped_before_publishing(&scene.t, run, &scene.source);
 }
 
 #[test]
 fn sigterm_after_the_whole_file_was_read_withholds_the_output() {
-    let t = TestContext::new();
-    let root = tempfile::tempdir().unwrap();
-    let source = Source::write(root.path(), "big.csv", csv_rows(400_000));
-    let server = FtpServer::start(root.path());
     // The data connection is closed, the server's completion reply (226) held: the whole
     // file was read and the output's parts uploaded, only the publication is left.
-    let proxy = HoldingFtpProxy::start(server.port(), HoldAt::Reply("226"));
+    let scene = Scene::new(400_000, HoldAt::Reply("226"));
     // About 8 MB of Parquet: more than one 5 MiB part.
-    let mut run = Run::start(
-        &t,
-        proxy.port(),
-        &source.event,
-        &["--compression", "none", "--s3-part-size", "5MiB"],
-    );
-    assert!(proxy.wait_reached(WAIT), "{}", run.stderr());
-    wait_for_multipart(&t, &run);
+    let mut run = scene.held_run(&["--compression", "none", "--s3-part-size", "5MiB"]);
+    wait_for_multipart(&scene.t, &run);
     run.sigterm();
-    proxy.release();
-    assert_stopped_before_publishing(&t, run, &source);
-    assert_rerun_converts(&t, server.port(), &source, 400_000);
+    scene.proxy.release();
+    assert_stopped_before_publishing(&scene.t, run, &scene.source);
+    scene.assert_rerun_converts(400_000);
 }
 
 #[test]
 fn sigterm_after_publishing_keeps_the_output_and_a_rerun_is_one_head() {
-    let t = TestContext::new();
-    let root = tempfile::tempdir().unwrap();
-    let source = Source::write(root.path(), "big.csv", csv_rows(1_000));
-    let server = FtpServer::start(root.path());
     // ftp-etl ends its FTP session after publishing: QUIT is held.
-    let proxy = HoldingFtpProxy::start(server.port(), HoldAt::Command("QUIT"));
-    let mut run = Run::start(&t, proxy.port(), &source.event, &[]);
-    assert!(proxy.wait_reached(WAIT), "{}", run.stderr());
+    let scene = Scene::new(1_000, HoldAt::Command("QUIT"));
+    let t = &scene.t;
+    let mut run = scene.held_run(&[]);
     let published = t.get("output/big.parquet").expect("published before QUIT");
     run.sigterm();
-    proxy.release();
+    scene.proxy.release();
     let (code, out, err) = run.finish();
     // The work is done: reporting it as done spares Argo a retry.
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(r#""status":"converted""#), "{out}");
     assert_eq!(t.get("output/big.parquet").unwrap(), published);
-    source.assert_untouched();
+    scene.source.assert_untouched();
 
     // The same event again: one HEAD, not one FTP command.
-    let counting = CountingFtpProxy::start(server.port(), false, Duration::ZERO);
+    let counting = CountingFtpProxy::start(scene.server.port(), false, Duration::ZERO);
     t.s3.clear_requests();
-    let (code, out, err) = Run::start(&t, counting.port(), &source.event, &[]).finish();
+    let (code, out, err) = Run::start(t, counting.port(), &scene.source.event, &[]).finish();
     assert_eq!(code, Some(0), "{err}");
     assert!(out.is_empty(), "{out}");
     let methods: Vec<String> = t.s3.requests().iter().map(|r| r.method.clone()).collect();
