@@ -117,6 +117,7 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
         writeln!(std::io::stdout(), "{line}").context("writing to stdout")?;
         return Ok(ExitStatus::Success);
     }
+    crate::shutdown::listen();
     let host = args
         .host
         .clone()
@@ -133,7 +134,6 @@ pub async fn run(args: FtpEtlArgs) -> anyhow::Result<ExitStatus> {
     };
     let client = etl_s3::client_from_env().await?;
     args.convert.load_s3_schema(&mut options).await?;
-    crate::shutdown::listen();
     let uri = format!("ftp://{host}{}", file.path);
 
     // The version recorded with the output: size and time, from the event or the server.
