@@ -55,7 +55,11 @@ pub async fn put_stream_with<S: ObjectStore>(
 ) -> Result<PutOutcome> {
     let part_size = store.part_size().max(1);
     let concurrency = store.transfer().concurrency.max(1);
+    // The next part, allocated at its exact size: grown by doubling it would reach twice
+    // the part size, and each part in flight would hold that much.
     let mut pending = BytesMut::new();
+    // A chunk's bytes past a full part, taken before the next chunk.
+    let mut spill = Bytes::new();
     let mut multipart: Option<Multipart> = None;
     let mut sending = FuturesUnordered::new();
     let mut ended = false;
@@ -69,8 +73,9 @@ pub async fn put_stream_with<S: ObjectStore>(
                 Some(upload) => upload,
                 None => multipart.insert(Multipart::create(store, request).await?),
             };
-            let part = pending.split_to(part_size.min(pending.len())).freeze();
+            let part = std::mem::take(&mut pending).freeze();
             sending.push(upload.send_part(store, part));
+            fill(&mut pending, &mut spill, part_size);
         }
         let room = !ended && pending.len() < part_size;
         tokio::select! {
@@ -86,7 +91,8 @@ pub async fn put_stream_with<S: ObjectStore>(
             chunk = chunks.recv(), if room => match chunk {
                 Some(Chunk::Data(data)) => {
                     size += data.len() as u64;
-                    pending.extend_from_slice(&data);
+                    spill = data;
+                    fill(&mut pending, &mut spill, part_size);
                 }
                 Some(Chunk::End) => ended = true,
                 None => {
@@ -138,6 +144,18 @@ pub async fn put_stream_with<S: ObjectStore>(
             Ok(PutOutcome { etag, size, parts })
         }
     }
+}
+
+/// Moves bytes of `spill` into `pending`, up to one part.
+fn fill(pending: &mut BytesMut, spill: &mut Bytes, part_size: usize) {
+    if spill.is_empty() {
+        return;
+    }
+    if pending.capacity() == 0 {
+        *pending = BytesMut::with_capacity(part_size);
+    }
+    let n = spill.len().min(part_size.saturating_sub(pending.len()));
+    pending.extend_from_slice(&spill.split_to(n));
 }
 
 struct Multipart {

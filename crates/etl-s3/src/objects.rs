@@ -116,12 +116,30 @@ pub async fn get_range_pinned(
         return Err(Error::changed("GetObject", bucket, key, expected, &got));
     }
     let got = out.e_tag().map(bare_etag);
-    let data = out.body.collect().await.map_err(|e| Error::Body {
+    let length = out.content_length().map_or(0, |n| n.max(0) as usize);
+    let data = gather(out.body, length).await.map_err(|e| Error::Body {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         message: e.to_string(),
     })?;
-    Ok((data.into_bytes(), got))
+    Ok((data, got))
+}
+
+/// A body copied frame by frame into one buffer sized by `Content-Length`: each frame is
+/// dropped as soon as it is copied, so a range costs its own size once. The SDK's
+/// `collect()` keeps every frame (and the read buffers they share) until it makes a second,
+/// contiguous copy: twice the range at the end of each GET.
+async fn gather(
+    mut body: ByteStream,
+    length: usize,
+) -> std::result::Result<Bytes, aws_sdk_s3::primitives::ByteStreamError> {
+    // A wrong Content-Length only costs a reallocation (the caller checks the length);
+    // the cap keeps a nonsensical one from failing the allocation.
+    let mut data = Vec::with_capacity(length.min(1 << 30));
+    while let Some(frame) = body.next().await {
+        data.extend_from_slice(&frame?);
+    }
+    Ok(Bytes::from(data))
 }
 
 /// DELETE of an object (absent is fine).

@@ -65,6 +65,7 @@ pub fn run_main<F>(binary: &str, work: F) -> ExitCode
 where
     F: std::future::Future<Output = anyhow::Result<ExitStatus>>,
 {
+    crate::malloc::tune();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

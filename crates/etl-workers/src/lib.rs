@@ -16,6 +16,7 @@ pub mod exit;
 pub mod ftp_etl;
 pub mod ftp_watch;
 pub mod logging;
+pub mod malloc;
 pub mod naming;
 pub mod notify;
 pub mod payload;
