@@ -97,92 +97,133 @@ impl Column {
     /// Appends one field.
     #[inline]
     pub(crate) fn push(&mut self, field: &[u8], rules: &Values) -> Result<(), Misfit> {
+        self.extend(std::iter::once(field), rules)
+    }
+
+    /// Appends fields one after the other (the type is matched once, not per field).
+    #[inline]
+    pub(crate) fn extend<'f>(
+        &mut self,
+        fields: impl Iterator<Item = &'f [u8]>,
+        rules: &Values,
+    ) -> Result<(), Misfit> {
         match self {
-            Column::Int64(values, nulls) => match parse_i64(field) {
-                Some(v) => {
-                    values.push(v);
-                    nulls.append_non_null();
+            Column::Int64(values, nulls) => {
+                for field in fields {
+                    match parse_i64(field) {
+                        Some(v) => {
+                            values.push(v);
+                            nulls.append_non_null();
+                        }
+                        None if rules.is_null(field) => {
+                            values.push(0);
+                            nulls.append_null();
+                        }
+                        None => return Err(Misfit),
+                    }
                 }
-                None if rules.is_null(field) => {
-                    values.push(0);
-                    nulls.append_null();
+            }
+            Column::Float64(values, nulls) => {
+                for field in fields {
+                    match rules.parse_f64(field) {
+                        Some(v) if !rules.float_may_be_null(v) => {
+                            values.push(v);
+                            nulls.append_non_null();
+                        }
+                        // A null token wins over the float spelling of NaN.
+                        _ if rules.is_null(field) => {
+                            values.push(0.0);
+                            nulls.append_null();
+                        }
+                        Some(v) => {
+                            values.push(v);
+                            nulls.append_non_null();
+                        }
+                        None => return Err(Misfit),
+                    }
                 }
-                None => return Err(Misfit),
-            },
-            Column::Float64(values, nulls) => match rules.parse_f64(field) {
-                // A null token wins over the float spelling of NaN.
-                Some(_) | None if rules.is_null(field) => {
-                    values.push(0.0);
-                    nulls.append_null();
+            }
+            Column::Boolean(values, nulls) => {
+                for field in fields {
+                    match parse_bool(field) {
+                        Some(v) => {
+                            values.append(v);
+                            nulls.append_non_null();
+                        }
+                        None if rules.is_null(field) => {
+                            values.append(false);
+                            nulls.append_null();
+                        }
+                        None => return Err(Misfit),
+                    }
                 }
-                Some(v) => {
-                    values.push(v);
-                    nulls.append_non_null();
+            }
+            Column::Date(values, nulls) => {
+                for field in fields {
+                    match parse_date(field) {
+                        Some(v) => {
+                            values.push(v);
+                            nulls.append_non_null();
+                        }
+                        None if rules.is_null(field) => {
+                            values.push(0);
+                            nulls.append_null();
+                        }
+                        None => return Err(Misfit),
+                    }
                 }
-                None => return Err(Misfit),
-            },
-            Column::Boolean(values, nulls) => match parse_bool(field) {
-                Some(v) => {
-                    values.append(v);
-                    nulls.append_non_null();
+            }
+            Column::Time(values, nulls) => {
+                for field in fields {
+                    match parse_time(field) {
+                        Some(v) => {
+                            values.push(v);
+                            nulls.append_non_null();
+                        }
+                        None if rules.is_null(field) => {
+                            values.push(0);
+                            nulls.append_null();
+                        }
+                        None => return Err(Misfit),
+                    }
                 }
-                None if rules.is_null(field) => {
-                    values.append(false);
-                    nulls.append_null();
-                }
-                None => return Err(Misfit),
-            },
-            Column::Date(values, nulls) => match parse_date(field) {
-                Some(v) => {
-                    values.push(v);
-                    nulls.append_non_null();
-                }
-                None if rules.is_null(field) => {
-                    values.push(0);
-                    nulls.append_null();
-                }
-                None => return Err(Misfit),
-            },
-            Column::Time(values, nulls) => match parse_time(field) {
-                Some(v) => {
-                    values.push(v);
-                    nulls.append_non_null();
-                }
-                None if rules.is_null(field) => {
-                    values.push(0);
-                    nulls.append_null();
-                }
-                None => return Err(Misfit),
-            },
+            }
             Column::Timestamp {
                 values,
                 nulls,
                 zoned,
                 ..
-            } => match timestamp(field, *zoned) {
-                Some(v) => {
-                    values.push(v);
-                    nulls.append_non_null();
+            } => {
+                let zoned = *zoned;
+                for field in fields {
+                    match timestamp(field, zoned) {
+                        Some(v) => {
+                            values.push(v);
+                            nulls.append_non_null();
+                        }
+                        None if rules.is_null(field) => {
+                            values.push(0);
+                            nulls.append_null();
+                        }
+                        None => return Err(Misfit),
+                    }
                 }
-                None if rules.is_null(field) => {
-                    values.push(0);
-                    nulls.append_null();
-                }
-                None => return Err(Misfit),
-            },
+            }
             Column::Text {
                 offsets,
                 values,
                 nulls,
             } => {
-                if rules.is_null(field) {
-                    nulls.append_null();
-                } else {
-                    values.extend_from_slice(field);
-                    nulls.append_non_null();
+                for field in fields {
+                    if rules.is_null(field) {
+                        nulls.append_null();
+                    } else {
+                        values.extend_from_slice(field);
+                        nulls.append_non_null();
+                    }
+                    // Offsets beyond i32 cannot happen: chunks and batches are far smaller.
+                    offsets.push(i32::try_from(values.len()).map_err(|_| Misfit)?);
                 }
-                // Offsets beyond i32 cannot happen: chunks and batches are far smaller.
-                offsets.push(i32::try_from(values.len()).map_err(|_| Misfit)?);
             }
         }
         Ok(())

@@ -131,94 +131,316 @@ pub(crate) fn parse_chunk(
 /// Decodes `chunk` (whole records, some quoted) as the `csv` crate frames them: a field
 /// starting with a quote runs to the closing quote (newlines and delimiters included, `""`
 /// for a quote), text after the closing quote is kept, `\r`, `\n` and `\r\n` end records.
-/// Lines without quotes take the fast path. `None` for anything unusual (a bad record, a
-/// misfit, invalid UTF-8, an unclosed quote): the caller decodes the chunk with the `csv`
-/// crate then, for its exact errors.
+/// `None` for anything unusual (a bad record, a misfit, invalid UTF-8, an unclosed quote):
+/// the caller decodes the chunk with the `csv` crate then, for its exact errors.
 pub(crate) fn parse_quoted_chunk(chunk: &[u8], layout: &Layout<'_>) -> Option<RecordBatch> {
-    std::str::from_utf8(chunk).ok()?;
-    let width = layout.schema.fields().len();
+    fast_chunk(chunk, layout, Framing::Quoted)
+}
+
+/// Decodes `chunk` (complete lines, no quote characters) as [`parse_chunk`] does, `None`
+/// where that one would stop (it is then asked for the exact error).
+pub(crate) fn parse_plain_chunk(chunk: &[u8], layout: &Layout<'_>) -> Option<RecordBatch> {
+    fast_chunk(chunk, layout, Framing::Lines)
+}
+
+/// How records end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// The `csv` crate's: quotes, and `\r`, `\n` or `\r\n` end a record.
+    Quoted,
+    /// Lines: only `\n` ends a record, a `\r` before it is dropped; no quoting.
+    Lines,
+}
+
+fn fast_chunk(chunk: &[u8], layout: &Layout<'_>, framing: Framing) -> Option<RecordBatch> {
+    let delimiter = layout.delimiter;
+    if matches!(delimiter, b'\n' | b'\r' | b'"') || !valid_utf8(chunk) {
+        return None;
+    }
     let first_len = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |i| i + 1);
     let rows_guess = chunk.len() / first_len.max(1) + 16;
     let mut columns = Column::for_schema(layout.schema, rows_guess, chunk.len());
-    let delimiter = layout.delimiter;
-    let mut scratch = Vec::new();
-    let mut ends = Vec::with_capacity(width);
-    let mut pos = 0;
-    while pos < chunk.len() {
-        let rest = &chunk[pos..];
-        let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let line = &rest[..line_end];
-        let body = line.strip_suffix(b"\r").unwrap_or(line);
-        if memchr::memchr2(b'"', b'\r', body).is_none() {
-            pos += (line_end + 1).min(rest.len());
-            if body.is_empty() {
-                continue;
-            }
-            let mut fields = body.split(|b| *b == delimiter);
-            for column in columns.iter_mut() {
-                column.push(fields.next()?, layout.values).ok()?;
-            }
-            if fields.next().is_some() {
-                return None;
-            }
-            continue;
-        }
-        pos += quoted_record(rest, delimiter, &mut scratch, &mut ends)?;
-        if ends.len() == 1 && ends[0] == 0 {
-            continue;
-        }
-        if ends.len() != width {
-            return None;
-        }
-        let mut start = 0;
-        for (column, &end) in columns.iter_mut().zip(&ends) {
-            column.push(&scratch[start..end], layout.values).ok()?;
-            start = end;
-        }
-    }
+    records(chunk, layout, &mut columns, framing)?;
     columns::batch(layout.schema, columns)
 }
 
-/// One record from the start of `data` into `scratch` (the fields' bytes, unquoted) and
-/// `ends` (where each field ends in `scratch`); the bytes it took, terminator included.
-fn quoted_record(
-    data: &[u8],
-    delimiter: u8,
-    scratch: &mut Vec<u8>,
-    ends: &mut Vec<usize>,
-) -> Option<usize> {
-    scratch.clear();
-    ends.clear();
-    let mut i = 0;
-    loop {
-        if data.get(i) == Some(&b'"') {
-            i += 1;
+/// Whether `bytes` are UTF-8 (SIMD where the CPU has it: every chunk is checked whole).
+fn valid_utf8(bytes: &[u8]) -> bool {
+    simdutf8::basic::from_utf8(bytes).is_ok()
+}
+
+/// Where a field's value is: bytes of the chunk, or (flagged) of the unescaped values.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// The flag on [`Span::start`] of a value unescaped into the side buffer.
+const UNESCAPED: u32 = 1 << 31;
+
+impl Span {
+    #[inline]
+    fn bytes<'a>(self, chunk: &'a [u8], unescaped: &'a [u8]) -> &'a [u8] {
+        let (source, start) = if self.start & UNESCAPED == 0 {
+            (chunk, self.start)
+        } else {
+            (unescaped, self.start & !UNESCAPED)
+        };
+        &source[start as usize..self.end as usize]
+    }
+}
+
+/// Appends the records of `chunk` to `columns`; `None` at anything unusual. Records are
+/// framed a batch at a time into spans, then each column takes its fields in one go (one
+/// type decision per column and batch, not per field).
+fn records(
+    chunk: &[u8],
+    layout: &Layout<'_>,
+    columns: &mut [Column],
+    framing: Framing,
+) -> Option<()> {
+    let len = chunk.len();
+    let width = columns.len();
+    if width == 0 || u32::try_from(len).map_or(true, |len| len >= UNESCAPED) {
+        return None;
+    }
+    let quoted = framing == Framing::Quoted;
+    // About 16 K fields per batch: the spans stay in the L2 cache.
+    let batch_rows = (16 * 1024 / width).max(16);
+    let mut spans: Vec<Span> = Vec::with_capacity(batch_rows * width);
+    let mut unescaped = Vec::new();
+    let mut ends = Ends::new(chunk, layout.delimiter, quoted);
+    let mut pos = 0;
+    while pos < len {
+        spans.clear();
+        unescaped.clear();
+        let mut rows = 0;
+        while rows < batch_rows && pos < len {
+            // Blank lines are no records.
+            match chunk[pos] {
+                b'\n' => {
+                    pos += 1;
+                    continue;
+                }
+                b'\r' if quoted => {
+                    pos += 1;
+                    continue;
+                }
+                b'\r' if matches!(chunk.get(pos + 1), None | Some(b'\n')) => {
+                    pos += 2;
+                    continue;
+                }
+                _ => {}
+            }
+            let first = spans.len();
             loop {
-                let quote = i + memchr::memchr(b'"', &data[i..])?;
-                scratch.extend_from_slice(&data[i..quote]);
-                if data.get(quote + 1) == Some(&b'"') {
-                    scratch.push(b'"');
-                    i = quote + 2;
+                let (mut span, stop) = if quoted && chunk[pos] == b'"' {
+                    quoted_field(chunk, pos, &mut ends, &mut unescaped)?
                 } else {
-                    i = quote + 1;
+                    let stop = ends.next(pos);
+                    (
+                        Span {
+                            start: pos as u32,
+                            end: stop as u32,
+                        },
+                        stop,
+                    )
+                };
+                let record_ends = match chunk.get(stop) {
+                    None => {
+                        pos = len;
+                        true
+                    }
+                    Some(b'\n') => {
+                        pos = stop + 1;
+                        true
+                    }
+                    Some(b'\r') if quoted => {
+                        pos = stop + 1 + usize::from(chunk.get(stop + 1) == Some(&b'\n'));
+                        true
+                    }
+                    Some(_) => {
+                        pos = stop + 1;
+                        false
+                    }
+                };
+                if record_ends && !quoted && span.end > span.start {
+                    // Lines end at `\n`: a `\r` before it is no part of the value.
+                    span.end -= u32::from(chunk[span.end as usize - 1] == b'\r');
+                }
+                spans.push(span);
+                if record_ends {
                     break;
                 }
             }
+            let fields = spans.len() - first;
+            // A record of one empty field is skipped, as the sequential decoder does.
+            if fields == 1 && spans[first].start & !UNESCAPED == spans[first].end {
+                spans.truncate(first);
+                continue;
+            }
+            if fields != width {
+                return None;
+            }
+            rows += 1;
         }
-        let stop = data[i..]
-            .iter()
-            .position(|&b| b == delimiter || b == b'\n' || b == b'\r')
-            .map_or(data.len(), |k| i + k);
-        scratch.extend_from_slice(&data[i..stop]);
-        ends.push(scratch.len());
-        match data.get(stop) {
-            None => return Some(data.len()),
-            Some(b'\n') => return Some(stop + 1),
-            Some(b'\r') if data.get(stop + 1) == Some(&b'\n') => return Some(stop + 2),
-            Some(b'\r') => return Some(stop + 1),
-            Some(_) => i = stop + 1,
+        for (index, column) in columns.iter_mut().enumerate() {
+            let fields = spans[index..]
+                .iter()
+                .step_by(width)
+                .map(|span| span.bytes(chunk, &unescaped));
+            column.extend(fields, layout.values).ok()?;
         }
     }
+    Some(())
+}
+
+/// The quoted field starting at `pos` (its opening quote): its value and where it stops
+/// (at a delimiter, a line end or the end of `chunk`). A value with `""` inside or text
+/// after the closing quote is built in `unescaped`.
+fn quoted_field(
+    chunk: &[u8],
+    pos: usize,
+    ends: &mut Ends<'_>,
+    unescaped: &mut Vec<u8>,
+) -> Option<(Span, usize)> {
+    let open = pos + 1;
+    let close = open + memchr::memchr(b'"', &chunk[open..])?;
+    let mut after = close + 1;
+    if chunk.get(after) != Some(&b'"') {
+        match chunk.get(after) {
+            None | Some(b'\n' | b'\r') => {}
+            Some(&byte) if byte == ends.delimiter => {}
+            Some(_) => return Some(unescape(chunk, open, close, after, ends, unescaped)),
+        }
+        let span = Span {
+            start: open as u32,
+            end: close as u32,
+        };
+        return Some((span, after));
+    }
+    let start = unescaped.len();
+    // `""` inside: the value is unescaped.
+    unescaped.extend_from_slice(&chunk[open..close]);
+    unescaped.push(b'"');
+    let mut i = after + 1;
+    loop {
+        let quote = i + memchr::memchr(b'"', &chunk[i..])?;
+        unescaped.extend_from_slice(&chunk[i..quote]);
+        if chunk.get(quote + 1) == Some(&b'"') {
+            unescaped.push(b'"');
+            i = quote + 2;
+        } else {
+            after = quote + 1;
+            break;
+        }
+    }
+    let stop = ends.next(after);
+    unescaped.extend_from_slice(&chunk[after..stop]);
+    let span = Span {
+        start: start as u32 | UNESCAPED,
+        end: unescaped.len() as u32,
+    };
+    Some((span, stop))
+}
+
+/// A quoted value `chunk[open..close]` followed by unquoted text from `after` on, which
+/// belongs to the field too.
+fn unescape(
+    chunk: &[u8],
+    open: usize,
+    close: usize,
+    after: usize,
+    ends: &mut Ends<'_>,
+    unescaped: &mut Vec<u8>,
+) -> (Span, usize) {
+    let start = unescaped.len();
+    unescaped.extend_from_slice(&chunk[open..close]);
+    let stop = ends.next(after);
+    unescaped.extend_from_slice(&chunk[after..stop]);
+    let span = Span {
+        start: start as u32 | UNESCAPED,
+        end: unescaped.len() as u32,
+    };
+    (span, stop)
+}
+
+/// The bytes that end an unquoted field (the delimiter, `\n`, and `\r` under the `csv`
+/// crate's framing), found 64 at a time as a bit mask.
+struct Ends<'a> {
+    data: &'a [u8],
+    delimiter: u8,
+    /// `\r`, or `\n` again where `\r` ends nothing.
+    cr: u8,
+    /// Where the block of `mask` starts.
+    base: usize,
+    /// Bit `i`: byte `base + i` ends a field.
+    mask: u64,
+}
+
+impl<'a> Ends<'a> {
+    fn new(data: &'a [u8], delimiter: u8, cr_ends: bool) -> Self {
+        let mut ends = Ends {
+            data,
+            delimiter,
+            cr: if cr_ends { b'\r' } else { b'\n' },
+            base: 0,
+            mask: 0,
+        };
+        ends.load(0);
+        ends
+    }
+
+    /// The first byte at or after `from` that ends a field, or the end of the data.
+    #[inline]
+    fn next(&mut self, mut from: usize) -> usize {
+        loop {
+            if from < self.base || from >= self.base + 64 {
+                if from >= self.data.len() {
+                    return self.data.len();
+                }
+                self.load(from);
+            }
+            let mask = self.mask & (u64::MAX << (from - self.base));
+            if mask != 0 {
+                return self.base + mask.trailing_zeros() as usize;
+            }
+            from = self.base + 64;
+        }
+    }
+
+    /// The mask of the 64 bytes from `at` (fewer at the end: the rest of the bits clear).
+    #[inline]
+    fn load(&mut self, at: usize) {
+        self.base = at;
+        let rest = &self.data[at.min(self.data.len())..];
+        self.mask = match rest.first_chunk::<64>() {
+            Some(block) => block_mask(block, self.delimiter, self.cr),
+            None => {
+                let mut block = [0u8; 64];
+                block[..rest.len()].copy_from_slice(rest);
+                block_mask(&block, self.delimiter, self.cr) & ((1u64 << rest.len()) - 1)
+            }
+        };
+    }
+}
+
+/// Bit `i` set where `block[i]` is `delimiter`, `\n` or `cr`. Written so that the
+/// compares become vector compares; each 8 bytes of 0/1 flags become 8 bits with one
+/// multiplication (byte `j` lands on bit `56 + j`, no two partial products meet).
+#[inline]
+fn block_mask(block: &[u8; 64], delimiter: u8, cr: u8) -> u64 {
+    let mut hits = [0u8; 64];
+    for (hit, &byte) in hits.iter_mut().zip(block) {
+        *hit = u8::from((byte == delimiter) | (byte == b'\n') | (byte == cr));
+    }
+    let mut mask = 0u64;
+    for (k, flags) in hits.as_chunks::<8>().0.iter().enumerate() {
+        let flags = u64::from_le_bytes(*flags);
+        mask |= (flags.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
+    }
+    mask
 }
 
 /// A record of the wrong width: bad input.

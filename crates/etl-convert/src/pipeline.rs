@@ -559,6 +559,10 @@ fn decode(
     } else {
         (&job.data[..], job.first_line)
     };
+    if let Some(batch) = crate::fastparse::parse_plain_chunk(records, layout) {
+        return Ok(vec![batch]);
+    }
+    // Decoded again for the exact error.
     crate::fastparse::parse_chunk(records, layout, first_line).map(|b| vec![b])
 }
 
@@ -819,7 +823,8 @@ mod tests {
             } else {
                 row.to_string()
             };
-            let note = match next(9) {
+            let note = match next(10) {
+                8 => format!("\"q\"tail {row}"),
                 0 => String::new(),
                 1 => "NA".to_owned(),
                 2 => format!("\"a, b{row}\""),
@@ -877,6 +882,43 @@ mod tests {
             }
         }
         assert_eq!(fast, 40);
+    }
+
+    /// Plain chunks (no quotes) on the fast path: blank lines, CRLF, empty and `NA` fields,
+    /// a missing final newline, as the sequential decoder reads them.
+    #[test]
+    fn generated_plain_files_parse_in_chunks_as_sequentially() {
+        for seed in 1..=20u64 {
+            let eol = if seed % 2 == 0 { "\n" } else { "\r\n" };
+            let mut input = String::from("id,note,amount,day\n");
+            for row in 0..200u64 {
+                let note = match (row * seed) % 5 {
+                    0 => String::new(),
+                    1 => "NA".to_owned(),
+                    _ => format!("n{row}"),
+                };
+                let amount = if (row + seed) % 7 == 0 {
+                    "NA".to_owned()
+                } else {
+                    format!("{}.{}", row, seed)
+                };
+                input.push_str(&format!(
+                    "{row},{note},{amount},2024-01-{:02}{eol}",
+                    row % 28 + 1
+                ));
+                if (row + seed) % 50 == 0 {
+                    input.push_str(eol);
+                }
+            }
+            let input = if seed % 3 == 0 {
+                input.trim_end()
+            } else {
+                &input
+            };
+            let out = same_as_sequential(input, &ConvertOptions::default())
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert_eq!(out.lines().count(), 201, "seed {seed}");
+        }
     }
 
     #[test]

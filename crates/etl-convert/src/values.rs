@@ -109,8 +109,12 @@ pub struct Values {
     nulls: Vec<Vec<u8>>,
     /// Bit per first byte of a non-empty null token: a quick "cannot be null".
     first_bytes: [bool; 256],
-    max_null_len: usize,
+    /// Bit `n`: some non-empty null token is `n` bytes long (all of them below 64 bytes).
+    null_lengths: u64,
     empty_is_null: bool,
+    /// Some null token reads as a float other than NaN (`-999`, `inf`): a float that is
+    /// not NaN may still be a null.
+    numeric_nulls: bool,
     /// `3,50` is a number too.
     pub(crate) decimal_comma: bool,
 }
@@ -129,14 +133,23 @@ impl Values {
             first_bytes[usize::from(token.as_bytes()[0])] = true;
             nulls.push(token.as_bytes().to_vec());
         }
-        let max_null_len = nulls.iter().map(Vec::len).max().unwrap_or(0);
-        Values {
+        let null_lengths = nulls.iter().fold(0u64, |bits, n| {
+            bits | 1u64.checked_shl(n.len() as u32).unwrap_or(0)
+        });
+        let long_nulls = nulls.iter().any(|n| n.len() >= 64);
+        let mut values = Values {
             nulls,
             first_bytes,
-            max_null_len,
+            null_lengths: if long_nulls { u64::MAX } else { null_lengths },
             empty_is_null,
             decimal_comma,
-        }
+            numeric_nulls: false,
+        };
+        values.numeric_nulls = values
+            .nulls
+            .iter()
+            .any(|n| values.parse_f64(n).is_some_and(|v| !v.is_nan()));
+        values
     }
 
     /// Whether a field is a null token.
@@ -145,11 +158,20 @@ impl Values {
         match field.first() {
             None => self.empty_is_null,
             Some(first) => {
-                field.len() <= self.max_null_len
+                // Lengths of 64 and more share the top bit.
+                let length_bit = 1u64 << field.len().min(63);
+                self.null_lengths & length_bit != 0
                     && self.first_bytes[usize::from(*first)]
                     && self.nulls.iter().any(|n| n == field)
             }
         }
+    }
+
+    /// Whether a field that reads as the float `value` may be a null token (most floats
+    /// cannot: null tokens are rarely numbers, and the default ones read only as NaN).
+    #[inline]
+    pub(crate) fn float_may_be_null(&self, value: f64) -> bool {
+        self.numeric_nulls || value.is_nan()
     }
 
     /// The narrowest kind of one field.
