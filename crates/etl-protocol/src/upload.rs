@@ -106,7 +106,12 @@ pub async fn put_stream_with<S: ObjectStore>(
         }
     };
     drop(chunks);
-    // Parts still in flight are cancelled before the upload is aborted.
+    // A part cancelled on our side may still be stored by the server after the abort (S3 says
+    // parts in progress "might or might not succeed"), leaving it behind: on failure, let the
+    // parts in flight settle before aborting.
+    if failure.is_some() {
+        while sending.next().await.is_some() {}
+    }
     drop(sending);
     if let Some(error) = failure {
         if let Some(upload) = multipart {
