@@ -3,9 +3,9 @@
 //! Parquet columns are encoded in parallel: the columns of the row group in progress are
 //! spread over one encoder thread per CPU, fed through short queues, and the finished
 //! column chunks are appended to the file in order when the row group is full (by rows or
-//! by bytes). Encodings are chosen per
-//! column from the first batch: numeric columns of mostly distinct values skip the
-//! dictionary (delta encoding for integers), everything else keeps it.
+//! by bytes). Encodings are chosen per column from the first batch: columns of mostly
+//! distinct values skip the dictionary (delta encoding for integers), everything else keeps
+//! it, and columns the codec would not shrink are stored uncompressed.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -211,6 +211,9 @@ impl<W: Write + Send> ParquetSink<W> {
             .set_key_value_metadata(Some(key_values));
         if let Some(first) = first {
             properties = choose_encodings(properties, first);
+            if codec != ParquetCodec::UNCOMPRESSED {
+                properties = skip_incompressible(properties, &schema, first)?;
+            }
         }
         // ArrowWriter sets up the file (magic, Arrow schema in the footer); the row groups
         // are then written through the lower-level API, a thread per column.
@@ -346,9 +349,10 @@ const MIN_PROBE_ROWS: usize = 1024;
 
 /// Numeric columns of mostly distinct values (sequence numbers, timestamps, amounts) skip
 /// the dictionary, which would only be built to be thrown away: delta encoding for
-/// integers, timestamps and dates, plain for floats. Text keeps the writer's dictionary, which falls back to
-/// plain by itself once it outgrows its page: a vocabulary of tens of thousands of names
-/// over millions of rows is still worth one.
+/// integers, timestamps and dates, plain for floats. Text of nearly all distinct values
+/// is written plain; other text keeps the writer's dictionary, which falls back to plain by
+/// itself once it outgrows its page: a vocabulary of tens of thousands of names over
+/// millions of rows is still worth one.
 fn choose_encodings(
     mut properties: WriterPropertiesBuilder,
     first: &RecordBatch,
@@ -384,6 +388,9 @@ fn choose_encodings(
             continue;
         }
         match field.data_type() {
+            DataType::Utf8 if mostly_distinct_text(column.as_ref()) => {
+                properties = properties.set_column_dictionary_enabled(path, false);
+            }
             DataType::Float64
                 if distinct_over(
                     column
@@ -402,6 +409,60 @@ fn choose_encodings(
     properties
 }
 
+/// A column whose compressed sample keeps at least this share of its encoded size is
+/// stored uncompressed.
+const INCOMPRESSIBLE: usize = 90;
+
+/// Writes the sample as the file will be written and stores uncompressed the columns the
+/// codec shrinks by less than a tenth (random floats, delta-packed identifiers and times,
+/// dictionary indexes): compressing them is a large part of the encoding work for nothing.
+/// A column is judged by the start of the file, as its encoding is.
+fn skip_incompressible(
+    properties: WriterPropertiesBuilder,
+    schema: &SchemaRef,
+    first: &RecordBatch,
+) -> Result<WriterPropertiesBuilder> {
+    let rows = first.num_rows().min(PROBE_ROWS);
+    if rows < MIN_PROBE_ROWS {
+        return Ok(properties);
+    }
+    let mut trial = ArrowWriter::try_new(
+        std::io::sink(),
+        schema.clone(),
+        Some(properties.clone().build()),
+    )
+    .map_err(write_error)?;
+    trial.write(&first.slice(0, rows)).map_err(write_error)?;
+    let metadata = trial.close().map_err(write_error)?;
+    let Some(group) = metadata.row_groups().first() else {
+        return Ok(properties);
+    };
+    Ok(schema
+        .fields()
+        .iter()
+        .zip(group.columns())
+        .filter(|(_, chunk)| {
+            let plain = usize::try_from(chunk.uncompressed_size()).unwrap_or(0);
+            let packed = usize::try_from(chunk.compressed_size()).unwrap_or(0);
+            plain > 0 && packed * 100 >= plain * INCOMPRESSIBLE
+        })
+        .fold(properties, |properties, (field, _)| {
+            properties.set_column_compression(
+                ColumnPath::from(field.name().as_str()),
+                ParquetCodec::UNCOMPRESSED,
+            )
+        }))
+}
+
+/// Whether nearly every text value of the sample is distinct (codes, identifiers, free
+/// text): a dictionary would overflow its page and be abandoned. Names of a vocabulary
+/// repeat within the sample unless it is several times larger, and then keep one.
+fn mostly_distinct_text(column: &dyn Array) -> bool {
+    let present = column.len() - column.null_count();
+    present >= MIN_PROBE_ROWS
+        && distinct_over(column.as_string::<i32>().iter().flatten(), present / 10 * 9)
+}
+
 /// Whether `values` holds more than `limit` distinct values (stops counting there).
 fn distinct_over<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>, limit: usize) -> bool {
     let mut seen = HashSet::with_capacity(limit + 1);
@@ -412,4 +473,133 @@ fn distinct_over<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>, limit
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+
+    /// Writes `batch` as a Parquet file with the default options; its footer.
+    fn written(batch: &RecordBatch) -> ParquetMetaData {
+        let mut out = Vec::new();
+        let mut sink = BatchSink::try_new(
+            &mut out,
+            batch.schema(),
+            &ConvertOptions::default(),
+            &[],
+            Some(batch),
+        )
+        .unwrap();
+        sink.write(batch).unwrap();
+        sink.finish().unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(out)).unwrap();
+        reader.metadata().clone()
+    }
+
+    fn chunk<'a>(metadata: &'a ParquetMetaData, name: &str) -> &'a ColumnChunkMetaData {
+        let group = metadata.row_group(0);
+        group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap()
+    }
+
+    fn dictionary(chunk: &ColumnChunkMetaData) -> bool {
+        chunk
+            .encodings()
+            .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY))
+    }
+
+    /// Pseudo-random 64-bit values (xorshift), the same on every run.
+    fn noise(n: usize) -> Vec<u64> {
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect()
+    }
+
+    fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns.into_iter().map(|(_, array)| array).collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn mostly_distinct_text_is_written_without_a_dictionary() {
+        let rows = 20_000;
+        let codes: StringArray = noise(rows).iter().map(|x| Some(format!("C{x}"))).collect();
+        // A vocabulary of 2 000 names: each name repeats about ten times in the sample.
+        let names: StringArray = noise(rows)
+            .iter()
+            .map(|x| Some(format!("name-{}", x % 2_000)))
+            .collect();
+        let metadata = written(&batch(vec![
+            ("code", Arc::new(codes)),
+            ("name", Arc::new(names)),
+        ]));
+        assert!(!dictionary(chunk(&metadata, "code")));
+        assert!(dictionary(chunk(&metadata, "name")));
+    }
+
+    #[test]
+    fn incompressible_columns_are_stored_uncompressed() {
+        let rows = 20_000;
+        // Random bits compress by nothing; amounts of two decimals repeat their patterns.
+        let noise: Float64Array = noise(rows)
+            .iter()
+            .map(|x| Some(f64::from_bits(x >> 2)))
+            .collect();
+        let amounts: Float64Array = (0..rows)
+            .map(|i| Some((i * 7919 % 100_000) as f64 / 100.0))
+            .collect();
+        let metadata = written(&batch(vec![
+            ("noise", Arc::new(noise)),
+            ("amount", Arc::new(amounts)),
+        ]));
+        let noise = chunk(&metadata, "noise");
+        assert_eq!(noise.compression(), ParquetCodec::UNCOMPRESSED);
+        assert_eq!(noise.compressed_size(), noise.uncompressed_size());
+        let amount = chunk(&metadata, "amount");
+        assert!(matches!(amount.compression(), ParquetCodec::ZSTD(_)));
+        assert!(amount.compressed_size() < amount.uncompressed_size());
+    }
+
+    #[test]
+    fn uncompressed_output_stays_uncompressed() {
+        let rows = 20_000;
+        let amounts: Float64Array = (0..rows).map(|i| Some((i % 100) as f64)).collect();
+        let batch = batch(vec![("amount", Arc::new(amounts))]);
+        let mut out = Vec::new();
+        let options = ConvertOptions {
+            compression: Some(Compression::None),
+            ..ConvertOptions::default()
+        };
+        let mut sink =
+            BatchSink::try_new(&mut out, batch.schema(), &options, &[], Some(&batch)).unwrap();
+        sink.write(&batch).unwrap();
+        sink.finish().unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(out)).unwrap();
+        let group = reader.metadata().row_group(0);
+        assert_eq!(group.column(0).compression(), ParquetCodec::UNCOMPRESSED);
+        assert_eq!(group.num_rows(), 20_000);
+    }
 }
