@@ -108,21 +108,7 @@ impl Column {
         rules: &Values,
     ) -> Result<(), Misfit> {
         match self {
-            Column::Int64(values, nulls) => {
-                for field in fields {
-                    match parse_i64(field) {
-                        Some(v) => {
-                            values.push(v);
-                            nulls.append_non_null();
-                        }
-                        None if rules.is_null(field) => {
-                            values.push(0);
-                            nulls.append_null();
-                        }
-                        None => return Err(Misfit),
-                    }
-                }
-            }
+            Column::Int64(values, nulls) => fill(values, nulls, fields, rules, parse_i64)?,
             Column::Float64(values, nulls) => {
                 for field in fields {
                     match rules.parse_f64(field) {
@@ -158,36 +144,8 @@ impl Column {
                     }
                 }
             }
-            Column::Date(values, nulls) => {
-                for field in fields {
-                    match parse_date(field) {
-                        Some(v) => {
-                            values.push(v);
-                            nulls.append_non_null();
-                        }
-                        None if rules.is_null(field) => {
-                            values.push(0);
-                            nulls.append_null();
-                        }
-                        None => return Err(Misfit),
-                    }
-                }
-            }
-            Column::Time(values, nulls) => {
-                for field in fields {
-                    match parse_time(field) {
-                        Some(v) => {
-                            values.push(v);
-                            nulls.append_non_null();
-                        }
-                        None if rules.is_null(field) => {
-                            values.push(0);
-                            nulls.append_null();
-                        }
-                        None => return Err(Misfit),
-                    }
-                }
-            }
+            Column::Date(values, nulls) => fill(values, nulls, fields, rules, parse_date)?,
+            Column::Time(values, nulls) => fill(values, nulls, fields, rules, parse_time)?,
             Column::Timestamp {
                 values,
                 nulls,
@@ -195,19 +153,9 @@ impl Column {
                 ..
             } => {
                 let zoned = *zoned;
-                for field in fields {
-                    match timestamp(field, zoned) {
-                        Some(v) => {
-                            values.push(v);
-                            nulls.append_non_null();
-                        }
-                        None if rules.is_null(field) => {
-                            values.push(0);
-                            nulls.append_null();
-                        }
-                        None => return Err(Misfit),
-                    }
-                }
+                fill(values, nulls, fields, rules, |field| {
+                    timestamp(field, zoned)
+                })?
             }
             Column::Text {
                 offsets,
@@ -270,6 +218,31 @@ impl Column {
             ),
         })
     }
+}
+
+/// Appends fields parsed by `parse` to a primitive column; a null token is a null.
+#[inline]
+fn fill<'f, T: Default>(
+    values: &mut Vec<T>,
+    nulls: &mut NullBufferBuilder,
+    fields: impl Iterator<Item = &'f [u8]>,
+    rules: &Values,
+    parse: impl Fn(&[u8]) -> Option<T>,
+) -> Result<(), Misfit> {
+    for field in fields {
+        match parse(field) {
+            Some(v) => {
+                values.push(v);
+                nulls.append_non_null();
+            }
+            None if rules.is_null(field) => {
+                values.push(T::default());
+                nulls.append_null();
+            }
+            None => return Err(Misfit),
+        }
+    }
+    Ok(())
 }
 
 /// A timestamp of the column's zoning: a zoned column takes only zoned values; a naive
