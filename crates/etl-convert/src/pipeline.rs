@@ -4,8 +4,9 @@
 //! caller's thread            worker threads (one per CPU      writer thread
 //! (reads, decompresses)      of the cgroup quota)
 //! cut chunks at the last  ->  decode a chunk into batches  ->  reorder by sequence number,
-//! record boundary             (fast path; quoted records       encode (Parquet: a thread
-//! outside quotes              framed as the csv crate does)    per column), write
+//! record boundary             (fast path; quoted records       write (Parquet: a row
+//! outside quotes              framed as the csv crate does)    group's columns encoded
+//!                                                              in parallel)
 //! ```
 //!
 //! A chunk ends at the last newline outside quoted fields ([`crate::framing`]), so chunks

@@ -1,27 +1,27 @@
 //! The output side: record batches to Parquet, JSON Lines or CSV on any `Write`.
 //!
-//! Parquet columns are encoded in parallel: the columns of the row group in progress are
-//! spread over one encoder thread per CPU, fed through short queues, and the finished
-//! column chunks are appended to the file in order when the row group is full (by rows or
-//! by bytes). Encodings are chosen per column from the first batch: columns of mostly
+//! Parquet columns are encoded in parallel: once a row group is full (by rows or by
+//! bytes), one encoder thread per CPU takes its columns one at a time, while the next row
+//! group gathers, and the finished column chunks are appended to the file in order. Encodings are chosen per column from the first batch: columns of mostly
 //! distinct values skip the dictionary (delta encoding for integers), everything else keeps
 //! it, and columns the codec would not shrink are stored uncompressed.
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::thread::JoinHandle;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, FieldRef, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::basic::{Compression as ParquetCodec, Encoding, ZstdLevel};
-use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::file::writer::SerializedFileWriter;
@@ -142,38 +142,145 @@ impl<W: Write + Send> BatchSink<W> {
     }
 }
 
-/// An encoder thread for some of the columns of the row group in progress: as many
-/// threads as CPUs (not one per column), which also keeps the allocator's per-thread
-/// arenas, and so the peak memory, from growing with the column count.
-struct ColumnEncoder {
-    /// Indexes of its columns (leaves), in order.
-    columns: Vec<usize>,
-    queue: SyncSender<Vec<ArrowLeafColumn>>,
-    thread: JoinHandle<Result<Vec<ArrowColumnChunk>, ParquetError>>,
+/// A column of a row group to encode: its writer and its arrays, batch by batch.
+struct Task {
+    group: usize,
+    column: usize,
+    field: FieldRef,
+    arrays: Vec<ArrayRef>,
+    writer: ArrowColumnWriter,
 }
 
-/// A Parquet file written row group by row group, columns encoded in parallel.
+/// An encoded column chunk, or why it could not be.
+struct Encoded {
+    group: usize,
+    column: usize,
+    took: Duration,
+    chunk: Result<ArrowColumnChunk>,
+}
+
+/// Encoder threads, as many as the CPUs the process may use: each takes the next column
+/// from a shared queue and encodes all of it before taking another, so only one column
+/// writer (its page, dictionary and codec) per thread is alive at a time and a slow
+/// column does not hold up a thread's other columns.
+struct Encoders {
+    tasks: Sender<Task>,
+    encoded: Receiver<Encoded>,
+    /// Chunks of a later row group received while waiting for an earlier one.
+    early: Vec<Encoded>,
+}
+
+impl Encoders {
+    fn start(threads: usize) -> Encoders {
+        let (tasks, queue) = channel::<Task>();
+        let (done, encoded) = channel::<Encoded>();
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..threads {
+            let queue = Arc::clone(&queue);
+            let done = done.clone();
+            std::thread::spawn(move || {
+                loop {
+                    let next = queue.lock().map(|queue| queue.recv());
+                    let Ok(Ok(task)) = next else { return };
+                    let (group, column) = (task.group, task.column);
+                    let started = Instant::now();
+                    let chunk = std::panic::catch_unwind(AssertUnwindSafe(|| encode(task)))
+                        .unwrap_or_else(|_| Err(Error::Write("a column encoder panicked".into())));
+                    let took = started.elapsed();
+                    let encoded = Encoded {
+                        group,
+                        column,
+                        took,
+                        chunk,
+                    };
+                    if done.send(encoded).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Encoders {
+            tasks,
+            encoded,
+            early: Vec::new(),
+        }
+    }
+
+    /// Waits for the `columns` chunks of row group `group`, in column order.
+    fn collect(&mut self, group: usize, columns: usize) -> Result<Vec<Encoded>> {
+        let (mut mine, early): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|e| e.group == group);
+        self.early = early;
+        while mine.len() < columns {
+            let encoded = self
+                .encoded
+                .recv()
+                .map_err(|_| Error::Write("the column encoders stopped".into()))?;
+            if encoded.group == group {
+                mine.push(encoded);
+            } else {
+                self.early.push(encoded);
+            }
+        }
+        mine.sort_by_key(|e| e.column);
+        Ok(mine)
+    }
+}
+
+fn encode(task: Task) -> Result<ArrowColumnChunk> {
+    let Task {
+        field,
+        arrays,
+        mut writer,
+        ..
+    } = task;
+    for array in &arrays {
+        for leaf in compute_leaves(&field, array).map_err(write_error)? {
+            writer.write(&leaf).map_err(write_error)?;
+        }
+    }
+    writer.close().map_err(write_error)
+}
+
+/// A row group handed to the encoders and not yet written to the file.
+struct InFlight {
+    group: usize,
+    columns: usize,
+}
+
+/// A Parquet file written row group by row group. The writer thread gathers a row group's
+/// arrays; when it is full the encoders take its columns, slowest first, while the next
+/// row group gathers, and its chunks are appended to the file in order once all are done.
 pub(crate) struct ParquetSink<W: Write + Send> {
     file: SerializedFileWriter<W>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
-    encoders: Vec<ColumnEncoder>,
+    encoders: Encoders,
+    /// The arrays of the row group being gathered, column by column.
+    gathered: Vec<Vec<ArrayRef>>,
     group_rows: usize,
-    /// Arrow bytes handed to the row group in progress.
+    /// Arrow bytes gathered into the row group.
     group_bytes: usize,
-    groups: usize,
+    /// Arrow bytes that end a row group.
+    row_group_bytes: usize,
     row_group_rows: usize,
+    /// Row groups handed to the encoders so far.
+    groups: usize,
+    in_flight: Option<InFlight>,
+    /// How long each column took to encode in the last row group: the next one hands
+    /// out the slowest first, so that no thread is left with a long column at the end.
+    costs: Vec<Duration>,
 }
 
-/// A row group also ends once this many bytes of Arrow data went into it: its encoded
-/// column chunks stay in memory until it ends, so wide or text-heavy rows would otherwise
-/// make the peak memory depend on the row width. 32 MiB keeps a 120-column file under
-/// 150 MB peak at the cost of about 1% more output; narrower files lose nothing.
-const ROW_GROUP_BYTES: usize = 32 << 20;
-
-/// What the columns' page and dictionary buffers may take together (1 MiB each, the
-/// writer's default, up to 32 columns).
-const PAGE_BUFFERS_BYTES: usize = 32 << 20;
+/// A row group also ends once this many bytes of Arrow data per column went into it, kept
+/// between the two bounds below: a row group's arrays are held until encoded while the next
+/// one gathers, so the peak memory must not depend on the row width. Every column chunk
+/// costs a writer, a codec context and (for repetitive columns) a dictionary, so wide tables
+/// get the larger groups (120 columns stay under 150 MB peak), narrow ones 16 MiB.
+const ROW_GROUP_BYTES_PER_COLUMN: usize = 256 << 10;
+const MIN_ROW_GROUP_BYTES: usize = 16 << 20;
+const MAX_ROW_GROUP_BYTES: usize = 32 << 20;
 
 impl<W: Write + Send> ParquetSink<W> {
     fn try_new(
@@ -199,14 +306,8 @@ impl<W: Write + Send> ParquetSink<W> {
             .iter()
             .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
             .collect();
-        // Every column buffers a page and a dictionary: on wide tables smaller ones keep
-        // the total of those buffers bounded.
-        let page_bytes =
-            (PAGE_BUFFERS_BYTES / schema.fields().len().max(1)).clamp(64 << 10, 1 << 20);
         let mut properties = WriterProperties::builder()
             .set_compression(codec)
-            .set_data_page_size_limit(page_bytes)
-            .set_dictionary_page_size_limit(page_bytes)
             .set_max_row_group_row_count(Some(options.row_group_rows))
             .set_key_value_metadata(Some(key_values));
         if let Some(first) = first {
@@ -216,126 +317,128 @@ impl<W: Write + Send> ParquetSink<W> {
             }
         }
         // ArrowWriter sets up the file (magic, Arrow schema in the footer); the row groups
-        // are then written through the lower-level API, a thread per column.
+        // are then written through the lower-level API, column by column.
         let writer = ArrowWriter::try_new(output, schema.clone(), Some(properties.build()))
             .map_err(write_error)?;
         let (file, factory) = writer.into_serialized_writer().map_err(write_error)?;
+        let columns = schema.fields().len();
         Ok(ParquetSink {
             file,
             factory,
-            schema,
-            encoders: Vec::new(),
+            encoders: Encoders::start(crate::pool::cpus().clamp(1, columns.max(1))),
+            gathered: vec![Vec::new(); columns],
             group_rows: 0,
             group_bytes: 0,
-            groups: 0,
+            row_group_bytes: (columns * ROW_GROUP_BYTES_PER_COLUMN)
+                .clamp(MIN_ROW_GROUP_BYTES, MAX_ROW_GROUP_BYTES),
             row_group_rows: options.row_group_rows.max(1),
+            groups: 0,
+            in_flight: None,
+            costs: Vec::new(),
+            schema,
         })
-    }
-
-    fn start_group(&mut self) -> Result<()> {
-        let writers = self
-            .factory
-            .create_column_writers(self.groups)
-            .map_err(write_error)?;
-        let threads = crate::pool::cpus().clamp(1, writers.len().max(1));
-        let mut groups: Vec<Vec<(usize, _)>> = (0..threads).map(|_| Vec::new()).collect();
-        for (index, writer) in writers.into_iter().enumerate() {
-            groups[index % threads].push((index, writer));
-        }
-        self.encoders = groups
-            .into_iter()
-            .map(|group| {
-                let columns = group.iter().map(|(index, _)| *index).collect();
-                let mut writers: Vec<_> = group.into_iter().map(|(_, w)| w).collect();
-                let (queue, batches) = sync_channel::<Vec<ArrowLeafColumn>>(2);
-                let thread = std::thread::spawn(move || {
-                    for leaves in batches {
-                        for (writer, leaf) in writers.iter_mut().zip(leaves) {
-                            writer.write(&leaf)?;
-                        }
-                    }
-                    writers.into_iter().map(|w| w.close()).collect()
-                });
-                ColumnEncoder {
-                    columns,
-                    queue,
-                    thread,
-                }
-            })
-            .collect();
-        Ok(())
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let mut offset = 0;
         let row_bytes = batch.get_array_memory_size() / batch.num_rows().max(1);
         while offset < batch.num_rows() {
-            if self.encoders.is_empty() {
-                self.start_group()?;
-            }
-            let room = ROW_GROUP_BYTES.saturating_sub(self.group_bytes) / row_bytes.max(1);
+            let room = self.row_group_bytes.saturating_sub(self.group_bytes) / row_bytes.max(1);
             let take = (batch.num_rows() - offset)
                 .min(self.row_group_rows - self.group_rows)
                 .min(room.max(1));
-            let slice = batch.slice(offset, take);
-            let mut leaves = Vec::new();
-            for (field, column) in self.schema.fields().iter().zip(slice.columns()) {
-                leaves.extend(compute_leaves(field, column).map_err(write_error)?);
-            }
-            let mut leaves: Vec<Option<ArrowLeafColumn>> = leaves.into_iter().map(Some).collect();
-            for encoder in &self.encoders {
-                let mine = encoder
-                    .columns
-                    .iter()
-                    .map(|&i| leaves.get_mut(i).and_then(Option::take))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| Error::Write("more encoders than leaf columns".into()))?;
-                if encoder.queue.send(mine).is_err() {
-                    // The encoder stopped on an error: closing the group reports it.
-                    return self.end_group();
-                }
+            for (arrays, column) in self.gathered.iter_mut().zip(batch.columns()) {
+                arrays.push(column.slice(offset, take));
             }
             self.group_rows += take;
             self.group_bytes += take * row_bytes;
             offset += take;
-            if self.group_rows == self.row_group_rows || self.group_bytes >= ROW_GROUP_BYTES {
+            if self.group_rows == self.row_group_rows || self.group_bytes >= self.row_group_bytes {
                 self.end_group()?;
             }
         }
         Ok(())
     }
 
+    /// Hands the gathered row group to the encoders, then writes the one before it.
     fn end_group(&mut self) -> Result<()> {
-        let encoders = std::mem::take(&mut self.encoders);
-        let mut chunks = Vec::new();
-        for ColumnEncoder {
-            columns,
-            queue,
-            thread,
-        } in encoders
-        {
-            drop(queue);
-            let done = thread
-                .join()
-                .map_err(|_| Error::Write("a column encoder panicked".into()))?
-                .map_err(write_error)?;
-            chunks.extend(columns.into_iter().zip(done));
+        let mut writers = self
+            .factory
+            .create_column_writers(self.groups)
+            .map_err(write_error)?;
+        if writers.len() != self.gathered.len() {
+            return Err(Error::Write("nested columns cannot be written".into()));
         }
-        chunks.sort_by_key(|(index, _)| *index);
-        let mut group = self.file.next_row_group().map_err(write_error)?;
-        for (_, chunk) in chunks {
-            chunk.append_to_row_group(&mut group).map_err(write_error)?;
+        let mut order: Vec<usize> = (0..writers.len()).collect();
+        if self.costs.len() == order.len() {
+            order.sort_by_key(|&column| std::cmp::Reverse(self.costs[column]));
+        } else {
+            order.sort_by_key(|&column| {
+                let arrays = &self.gathered[column];
+                std::cmp::Reverse(
+                    arrays
+                        .iter()
+                        .map(|a| a.get_array_memory_size())
+                        .sum::<usize>(),
+                )
+            });
         }
-        group.close().map_err(write_error)?;
+        let mut tasks: Vec<Option<Task>> = writers
+            .drain(..)
+            .zip(self.schema.fields().iter())
+            .zip(self.gathered.iter_mut())
+            .enumerate()
+            .map(|(column, ((writer, field), arrays))| {
+                Some(Task {
+                    group: self.groups,
+                    column,
+                    field: Arc::clone(field),
+                    arrays: std::mem::take(arrays),
+                    writer,
+                })
+            })
+            .collect();
+        for column in order {
+            if let Some(task) = tasks[column].take() {
+                self.encoders
+                    .tasks
+                    .send(task)
+                    .map_err(|_| Error::Write("the column encoders stopped".into()))?;
+            }
+        }
+        let previous = self.in_flight.replace(InFlight {
+            group: self.groups,
+            columns: tasks.len(),
+        });
         self.groups += 1;
         self.group_rows = 0;
         self.group_bytes = 0;
+        match previous {
+            Some(previous) => self.append(previous),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for a row group's chunks and appends them to the file.
+    fn append(&mut self, in_flight: InFlight) -> Result<()> {
+        let encoded = self.encoders.collect(in_flight.group, in_flight.columns)?;
+        self.costs = encoded.iter().map(|e| e.took).collect();
+        let mut group = self.file.next_row_group().map_err(write_error)?;
+        for Encoded { chunk, .. } in encoded {
+            chunk?
+                .append_to_row_group(&mut group)
+                .map_err(write_error)?;
+        }
+        group.close().map_err(write_error)?;
         Ok(())
     }
 
     fn finish(mut self) -> Result<()> {
-        if !self.encoders.is_empty() {
+        if self.group_rows > 0 {
             self.end_group()?;
+        }
+        if let Some(last) = self.in_flight.take() {
+            self.append(last)?;
         }
         let mut output = self.file.into_inner().map_err(write_error)?;
         output.flush().map_err(write_error)
