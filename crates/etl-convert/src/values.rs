@@ -338,6 +338,24 @@ pub fn parse_i64(field: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 19 || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
+    if digits.len() == 19 {
+        return parse_i64_checked(negative, digits);
+    }
+    // At most 18 digits: below 10^18, no overflow to check.
+    let mut value: i64 = 0;
+    for &byte in digits {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// 19 digits, near the ends of `i64`: accumulated negatively, where `i64::MIN` fits.
+#[cold]
+fn parse_i64_checked(negative: bool, digits: &[u8]) -> Option<i64> {
     let mut value: i64 = 0;
     for &byte in digits {
         let digit = byte.wrapping_sub(b'0');
@@ -632,6 +650,37 @@ mod tests {
         assert_eq!(parse_time(b"10:30:0"), None);
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775808"), None);
+    }
+
+    #[test]
+    fn integers_at_the_edges() {
+        let cases: [(&str, Option<i64>); 22] = [
+            ("999999999999999999", Some(999_999_999_999_999_999)),
+            ("-999999999999999999", Some(-999_999_999_999_999_999)),
+            ("+999999999999999999", Some(999_999_999_999_999_999)),
+            ("1000000000000000000", Some(1_000_000_000_000_000_000)),
+            ("-1000000000000000000", Some(-1_000_000_000_000_000_000)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("+9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("-9223372036854775809", None),
+            ("9999999999999999999", None),
+            ("12345678901234567890", None),
+            ("922337203685477580x", None),
+            ("12345678901234567x", None),
+            ("0", Some(0)),
+            ("-0", Some(0)),
+            ("+0", Some(0)),
+            ("+", None),
+            ("-", None),
+            ("+-1", None),
+            ("01", None),
+            ("-01", None),
+        ];
+        for (text, value) in cases {
+            assert_eq!(parse_i64(text.as_bytes()), value, "{text}");
+        }
     }
 
     #[test]
