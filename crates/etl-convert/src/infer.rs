@@ -45,7 +45,7 @@ pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<Sampl
                 if byte == b'\n' {
                     line += 1;
                 }
-                field.push(byte);
+                push_byte(&mut field, byte);
             }
         } else if byte == b'"' && at_field_start {
             in_quotes = true;
@@ -77,7 +77,7 @@ pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<Sampl
             quoted.clear();
             at_field_start = true;
         } else {
-            field.push(byte);
+            push_byte(&mut field, byte);
             at_field_start = false;
         }
         i += 1;
@@ -94,6 +94,17 @@ pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<Sampl
         records.push(SampleRecord { fields, quoted });
     }
     Ok(records)
+}
+
+/// Appends to a sample field, the first byte reserving room for 24 (the smallest glibc
+/// allocation holds that much anyway): most fields are then allocated once, not regrown
+/// from 8 bytes. A field of 25 to 32 bytes ends with room for 48 instead of 32.
+#[inline]
+fn push_byte(field: &mut Vec<u8>, byte: u8) {
+    if field.capacity() == 0 {
+        field.reserve_exact(24);
+    }
+    field.push(byte);
 }
 
 /// The delimiter among `,` `;` tab `|` that splits the sample's lines most consistently.

@@ -206,7 +206,9 @@ impl Values {
     }
 
     /// A float in decimal (`-1.5`, `.5`, `1e3`, `inf`), with a decimal comma where enabled.
-    #[inline]
+    // Always inlined: LLVM keeps it out of the column fill loops otherwise, and the call
+    // costs about a tenth of a float.
+    #[inline(always)]
     pub fn parse_f64(&self, field: &[u8]) -> Option<f64> {
         let body = match field.first() {
             Some(b'-' | b'+') => &field[1..],
@@ -338,6 +340,24 @@ pub fn parse_i64(field: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 19 || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
+    if digits.len() == 19 {
+        return parse_i64_checked(negative, digits);
+    }
+    // At most 18 digits: below 10^18, no overflow to check.
+    let mut value: i64 = 0;
+    for &byte in digits {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// 19 digits, near the ends of `i64`: accumulated negatively, where `i64::MIN` fits.
+#[cold]
+fn parse_i64_checked(negative: bool, digits: &[u8]) -> Option<i64> {
     let mut value: i64 = 0;
     for &byte in digits {
         let digit = byte.wrapping_sub(b'0');
@@ -372,40 +392,69 @@ fn digits2(b: &[u8]) -> Option<u32> {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+/// Eight ASCII `0`s: subtracted from eight digits, their values.
+const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// Whether every byte of `word` is an ASCII digit.
+#[inline]
+fn all_digits(word: u64) -> bool {
+    // High nibble 3, and adding 6 does not carry out of the low nibble (no carry crosses
+    // bytes once every byte is 0x30..=0x3f).
+    (word & 0xF0F0_F0F0_F0F0_F0F0) == ASCII_ZEROS
+        && (word.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == ASCII_ZEROS
 }
 
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
+/// Byte `i` of the result is `10 d_i + d_(i+1)` for the digit values `d` in the bytes of
+/// `digits` (at most 99: no carry between bytes).
+#[inline]
+fn pairs(digits: u64) -> u64 {
+    digits * 10 + (digits >> 8)
 }
 
-/// `YYYY-MM-DD` into days since the epoch.
+/// Days from March 1 to the first of each month (index 1..=12): years counted from March
+/// put the leap day last.
+const DAYS_BEFORE_MONTH: [u32; 13] = [0, 306, 337, 0, 31, 61, 92, 122, 153, 184, 214, 245, 275];
+/// Days in each month (index 1..=12), February's leap day included.
+const MONTH_DAYS: [u32; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+fn is_leap(year: u32) -> bool {
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
+}
+
+/// `YYYY-MM-DD` into days since the epoch (proleptic Gregorian).
 #[inline]
 pub fn parse_date(field: &[u8]) -> Option<i32> {
-    if field.len() != 10 || field[4] != b'-' || field[7] != b'-' {
+    // `YYYY-MM-` as one word: the dashes are bytes 4 and 7.
+    const DASHES: u64 = 0xFF00_00FF_0000_0000;
+    let (Some(head), &[d1, d2]) = (field.first_chunk::<8>(), field.get(8..)?) else {
+        return None;
+    };
+    let head = u64::from_le_bytes(*head);
+    if head & DASHES != 0x2D00_002D_0000_0000 {
         return None;
     }
-    let year = i64::from(digits2(&field[0..2])? * 100 + digits2(&field[2..4])?);
-    let month = digits2(&field[5..7])?;
-    let day = digits2(&field[8..10])?;
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+    let head = (head & !DASHES) | (ASCII_ZEROS & DASHES);
+    if !all_digits(head) || !d1.is_ascii_digit() || !d2.is_ascii_digit() {
         return None;
     }
-    i32::try_from(days_from_civil(year, month, day)).ok()
+    let head = pairs(head - ASCII_ZEROS);
+    let year = (head & 0xFF) as u32 * 100 + ((head >> 16) & 0xFF) as u32;
+    let month = ((head >> 40) & 0xFF) as u32;
+    let day = u32::from(d1 - b'0') * 10 + u32::from(d2 - b'0');
+    if !(1..=12).contains(&month) || day == 0 || day > MONTH_DAYS[month as usize] {
+        return None;
+    }
+    if month == 2 && day == 29 && !is_leap(year) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil for years from March, shifted by one 400-year era
+    // (146 097 days) so that they stay positive: the divisions become multiplications.
+    let year = year + 400 - u32::from(month <= 2);
+    let days =
+        year * 365 + year / 4 - year / 100 + year / 400 + DAYS_BEFORE_MONTH[month as usize] + day
+            - 1;
+    // At most 3.8 million: exact in an `i32`.
+    Some(days as i32 - (719_468 + 146_097))
 }
 
 /// A time of day `HH:MM[:SS[.fraction]]` into microseconds since midnight.
@@ -455,30 +504,48 @@ pub fn parse_timestamp(field: &[u8]) -> Option<(i64, bool)> {
         return None;
     }
     let days = i64::from(parse_date(&field[..10])?);
-    let hour = digits2(&field[11..13])?;
-    if field[13] != b':' {
-        return None;
-    }
-    let minute = digits2(&field[14..16])?;
-    let mut i = 16;
-    let mut second = 0;
-    let mut micros: i64 = 0;
-    if field.get(i) == Some(&b':') {
-        second = digits2(field.get(i + 1..i + 3)?)?;
-        i += 3;
-        if matches!(field.get(i), Some(b'.' | b',')) {
-            i += 1;
-            let start = i;
-            let mut scale = 100_000;
-            while i < field.len() && field[i].is_ascii_digit() {
-                micros += i64::from(field[i] - b'0') * scale;
-                scale /= 10;
-                i += 1;
-            }
-            if i == start {
+    let (hour, minute, second, mut i) = match field.get(11..19) {
+        Some(&[h1, h2, b':', m1, m2, b':', s1, s2]) => {
+            let clock = u64::from_le_bytes([h1, h2, b'0', m1, m2, b'0', s1, s2]);
+            if !all_digits(clock) {
                 return None;
             }
+            let clock = pairs(clock - ASCII_ZEROS);
+            (
+                (clock & 0xFF) as u32,
+                ((clock >> 24) & 0xFF) as u32,
+                ((clock >> 48) & 0xFF) as u32,
+                19,
+            )
         }
+        _ => {
+            let hour = digits2(&field[11..13])?;
+            if field[13] != b':' {
+                return None;
+            }
+            let minute = digits2(&field[14..16])?;
+            // `HH:MM:S` or shorter seconds.
+            if field.get(16) == Some(&b':') {
+                return None;
+            }
+            (hour, minute, 0, 16)
+        }
+    };
+    let mut micros: i64 = 0;
+    if i == 19 && matches!(field.get(i), Some(b'.' | b',')) {
+        i += 1;
+        let start = i;
+        while i < field.len() && field[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + i64::from(field[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        // Digits beyond the sixth are dropped.
+        micros *= [100_000, 10_000, 1_000, 100, 10, 1][(i - start).min(6) - 1];
     }
     if hour > 23 || minute > 59 || second > 60 {
         return None;
@@ -632,6 +699,84 @@ mod tests {
         assert_eq!(parse_time(b"10:30:0"), None);
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775808"), None);
+    }
+
+    #[test]
+    fn integers_at_the_edges() {
+        let cases: [(&str, Option<i64>); 22] = [
+            ("999999999999999999", Some(999_999_999_999_999_999)),
+            ("-999999999999999999", Some(-999_999_999_999_999_999)),
+            ("+999999999999999999", Some(999_999_999_999_999_999)),
+            ("1000000000000000000", Some(1_000_000_000_000_000_000)),
+            ("-1000000000000000000", Some(-1_000_000_000_000_000_000)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("+9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("-9223372036854775809", None),
+            ("9999999999999999999", None),
+            ("12345678901234567890", None),
+            ("922337203685477580x", None),
+            ("12345678901234567x", None),
+            ("0", Some(0)),
+            ("-0", Some(0)),
+            ("+0", Some(0)),
+            ("+", None),
+            ("-", None),
+            ("+-1", None),
+            ("01", None),
+            ("-01", None),
+        ];
+        for (text, value) in cases {
+            assert_eq!(parse_i64(text.as_bytes()), value, "{text}");
+        }
+    }
+
+    #[test]
+    fn dates_at_the_edges() {
+        let cases: [(&str, Option<i32>); 24] = [
+            ("1970-01-01", Some(0)),
+            ("2000-02-29", Some(11_016)),
+            ("2024-02-29", Some(19_782)),
+            ("2023-02-29", None),
+            ("1900-02-29", None),
+            ("2023-02-28", Some(19_416)),
+            ("2023-03-01", Some(19_417)),
+            ("2023-04-31", None),
+            ("2023-12-31", Some(19_722)),
+            ("0000-01-01", Some(-719_528)),
+            ("0000-02-29", Some(-719_469)),
+            ("0000-03-01", Some(-719_468)),
+            ("9999-12-31", Some(2_932_896)),
+            ("2023-00-10", None),
+            ("2023-13-10", None),
+            ("2023-01-00", None),
+            ("2023-01-32", None),
+            ("2023/01/01", None),
+            ("2023-1-01", None),
+            ("2023-01-1", None),
+            ("2023-01-011", None),
+            ("+023-01-01", None),
+            ("2023-0a-01", None),
+            ("2023-01-0:", None),
+        ];
+        for (text, days) in cases {
+            assert_eq!(parse_date(text.as_bytes()), days, "{text}");
+        }
+        assert_eq!(
+            parse_timestamp(b"9999-12-31T23:59:60.9999999+23:59"),
+            Some((253_402_214_460_999_999, true))
+        );
+        assert_eq!(
+            parse_timestamp(b"0000-01-01 00:00:00,5"),
+            Some((-62_167_219_199_500_000, false))
+        );
+        assert_eq!(parse_timestamp(b"2024-02-29T12:00:0"), None);
+        assert_eq!(parse_timestamp(b"2023-02-29T12:00:00"), None);
+        assert_eq!(parse_timestamp(b"2024-01-01T12:60:00"), None);
+        assert_eq!(parse_timestamp(b"2024-01-01T12:00:61"), None);
+        assert_eq!(parse_timestamp(b"2024-01-01T1a:00:00"), None);
+        assert_eq!(parse_timestamp(b"2024-01-01T12:00:00."), None);
     }
 
     #[test]
