@@ -1,10 +1,11 @@
 //! The output side: record batches to Parquet, JSON Lines or CSV on any `Write`.
 //!
 //! Parquet columns are encoded in parallel: once a row group is full (by rows or by
-//! bytes), one encoder thread per CPU takes its columns one at a time, while the next row
-//! group gathers, and the finished column chunks are appended to the file in order. Encodings are chosen per column from the first batch: columns of mostly
-//! distinct values skip the dictionary (delta encoding for integers), everything else keeps
-//! it, and columns the codec would not shrink are stored uncompressed.
+//! bytes), one encoder thread per CPU takes its columns one at a time while the next row
+//! group gathers, and the finished column chunks are appended to the file in order.
+//! Encodings are chosen per column from the first batch: columns of mostly distinct values
+//! skip the dictionary (delta encoding for integers), everything else keeps it, and columns
+//! the codec would not shrink are stored uncompressed.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -362,53 +363,49 @@ impl<W: Write + Send> ParquetSink<W> {
 
     /// Hands the gathered row group to the encoders, then writes the one before it.
     fn end_group(&mut self) -> Result<()> {
-        let mut writers = self
+        let writers = self
             .factory
             .create_column_writers(self.groups)
             .map_err(write_error)?;
         if writers.len() != self.gathered.len() {
             return Err(Error::Write("nested columns cannot be written".into()));
         }
-        let mut order: Vec<usize> = (0..writers.len()).collect();
-        if self.costs.len() == order.len() {
-            order.sort_by_key(|&column| std::cmp::Reverse(self.costs[column]));
-        } else {
-            order.sort_by_key(|&column| {
-                let arrays = &self.gathered[column];
-                std::cmp::Reverse(
-                    arrays
-                        .iter()
-                        .map(|a| a.get_array_memory_size())
-                        .sum::<usize>(),
-                )
-            });
-        }
-        let mut tasks: Vec<Option<Task>> = writers
-            .drain(..)
+        let known = self.costs.len() == writers.len();
+        let mut tasks: Vec<Task> = writers
+            .into_iter()
             .zip(self.schema.fields().iter())
             .zip(self.gathered.iter_mut())
             .enumerate()
-            .map(|(column, ((writer, field), arrays))| {
-                Some(Task {
-                    group: self.groups,
-                    column,
-                    field: Arc::clone(field),
-                    arrays: std::mem::take(arrays),
-                    writer,
-                })
+            .map(|(column, ((writer, field), arrays))| Task {
+                group: self.groups,
+                column,
+                field: Arc::clone(field),
+                arrays: std::mem::take(arrays),
+                writer,
             })
             .collect();
-        for column in order {
-            if let Some(task) = tasks[column].take() {
-                self.encoders
-                    .tasks
-                    .send(task)
-                    .map_err(|_| Error::Write("the column encoders stopped".into()))?;
-            }
+        let columns = tasks.len();
+        // Slowest first (in the last row group, else the largest), so that no thread is
+        // left alone with a long column at the end.
+        tasks.sort_by_cached_key(|task| {
+            std::cmp::Reverse(if known {
+                self.costs[task.column].as_nanos()
+            } else {
+                task.arrays
+                    .iter()
+                    .map(|a| a.get_array_memory_size() as u128)
+                    .sum()
+            })
+        });
+        for task in tasks {
+            self.encoders
+                .tasks
+                .send(task)
+                .map_err(|_| Error::Write("the column encoders stopped".into()))?;
         }
         let previous = self.in_flight.replace(InFlight {
             group: self.groups,
-            columns: tasks.len(),
+            columns,
         });
         self.groups += 1;
         self.group_rows = 0;
@@ -582,8 +579,9 @@ fn distinct_over<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>, limit
 mod tests {
     use std::sync::Arc;
 
-    use arrow_array::{ArrayRef, Float64Array, StringArray};
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -684,6 +682,52 @@ mod tests {
         let amount = chunk(&metadata, "amount");
         assert!(matches!(amount.compression(), ParquetCodec::ZSTD(_)));
         assert!(amount.compressed_size() < amount.uncompressed_size());
+    }
+
+    #[test]
+    fn many_row_groups_keep_their_rows_and_columns_in_order() {
+        let rows = 50_000;
+        let ids: Int64Array = (0..rows as i64).map(Some).collect();
+        let words: StringArray = (0..rows)
+            .map(|i| (i % 7 != 0).then(|| format!("w{}", i % 300)))
+            .collect();
+        let amounts: Float64Array = noise(rows)
+            .iter()
+            .map(|x| Some((x % 10_000) as f64 / 100.0))
+            .collect();
+        let batch = batch(vec![
+            ("id", Arc::new(ids)),
+            ("word", Arc::new(words)),
+            ("amount", Arc::new(amounts)),
+        ]);
+        let options = ConvertOptions {
+            row_group_rows: 1_000,
+            ..ConvertOptions::default()
+        };
+        let mut out = Vec::new();
+        let mut sink =
+            BatchSink::try_new(&mut out, batch.schema(), &options, &[], Some(&batch)).unwrap();
+        // Batches that straddle row groups, as decoded chunks do.
+        let mut offset = 0;
+        for len in [1, 999, 2_500, 7_000].into_iter().cycle() {
+            if offset == rows {
+                break;
+            }
+            let len = len.min(rows - offset);
+            sink.write(&batch.slice(offset, len)).unwrap();
+            offset += len;
+        }
+        sink.finish().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out)).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 50);
+        let mut offset = 0;
+        for read in reader.build().unwrap() {
+            let read = read.unwrap();
+            let expected = batch.slice(offset, read.num_rows());
+            assert_eq!(read.columns(), expected.columns());
+            offset += read.num_rows();
+        }
+        assert_eq!(offset, rows);
     }
 
     #[test]
