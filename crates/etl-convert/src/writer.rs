@@ -1,23 +1,22 @@
 //! The output side: record batches to Parquet, JSON Lines or CSV on any `Write`.
 //!
-//! Parquet columns are encoded in parallel: once a row group is full (by rows or by
-//! bytes), one encoder thread per CPU takes its columns one at a time while the next row
-//! group gathers, and the finished column chunks are appended to the file in order.
-//! Encodings are chosen per column from the first batch: columns of mostly distinct values
-//! skip the dictionary (delta encoding for integers), everything else keeps it, and columns
-//! the codec would not shrink are stored uncompressed.
+//! Parquet columns are encoded in parallel: each column of the row group in progress
+//! queues its arrays, one encoder thread per CPU takes whichever column has a backlog, and
+//! the finished column chunks are appended to the file in order once the row group is full
+//! (by rows or by bytes) and all are done. Encodings are chosen per column from the first batch: columns of mostly
+//! distinct values skip the dictionary (delta encoding for integers), everything else keeps
+//! it, and columns the codec would not shrink are stored uncompressed.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::{Arc, Condvar, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, FieldRef, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
@@ -143,32 +142,86 @@ impl<W: Write + Send> BatchSink<W> {
     }
 }
 
-/// A column of a row group to encode: its writer and its arrays, batch by batch.
-struct Task {
-    group: usize,
-    column: usize,
-    field: FieldRef,
-    arrays: Vec<ArrayRef>,
-    writer: ArrowColumnWriter,
+/// One column of a row group: its writer and the arrays waiting for it.
+struct ColumnSlot {
+    /// Away while a thread encodes with it.
+    writer: Option<ArrowColumnWriter>,
+    pending: Vec<ArrayRef>,
+    /// A task for the column is queued or running: one at a time keeps its arrays in order.
+    queued: bool,
+    /// No more arrays will come: the task that takes the last ones closes the chunk.
+    complete: bool,
 }
 
-/// An encoded column chunk, or why it could not be.
+/// A row group whose columns are being encoded.
+struct RowGroup {
+    index: usize,
+    schema: SchemaRef,
+    columns: Vec<Mutex<ColumnSlot>>,
+}
+
+/// Encode what is pending for one column of a row group.
+struct Task {
+    group: Arc<RowGroup>,
+    column: usize,
+}
+
+/// A finished column chunk, or why it could not be.
 struct Encoded {
     group: usize,
     column: usize,
-    took: Duration,
     chunk: Result<ArrowColumnChunk>,
 }
 
-/// Encoder threads, as many as the CPUs the process may use: each takes the next column
-/// from a shared queue and encodes all of it before taking another, so only one column
-/// writer (its page, dictionary and codec) per thread is alive at a time and a slow
-/// column does not hold up a thread's other columns.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Arrow bytes handed to the encoders and not yet encoded: the writer thread waits while
+/// they are over [`PENDING_BYTES`], so a slow encoder holds the input back instead of
+/// letting arrays pile up.
+#[derive(Default)]
+struct Backlog {
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+/// Arrow bytes that may wait for the encoders.
+const PENDING_BYTES: usize = 8 << 20;
+
+impl Backlog {
+    fn add(&self, bytes: usize) -> Result<()> {
+        let mut state = lock(&self.state);
+        while state.0 > PENDING_BYTES && !state.1 {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.1 {
+            return Err(Error::Write("a column encoder failed".into()));
+        }
+        state.0 += bytes;
+        Ok(())
+    }
+
+    fn done(&self, bytes: usize) {
+        let mut state = lock(&self.state);
+        state.0 = state.0.saturating_sub(bytes);
+        self.changed.notify_all();
+    }
+
+    /// An encoder failed: its arrays will never be done, so nobody may wait for them.
+    fn fail(&self) {
+        lock(&self.state).1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Encoder threads, as many as the CPUs the process may use, taking the next task of any
+/// column from one queue: however unequal the columns, no thread idles while another has
+/// a backlog.
 struct Encoders {
     tasks: Sender<Task>,
     encoded: Receiver<Encoded>,
-    /// Chunks of a later row group received while waiting for an earlier one.
-    early: Vec<Encoded>,
+    backlog: Arc<Backlog>,
 }
 
 impl Encoders {
@@ -176,25 +229,33 @@ impl Encoders {
         let (tasks, queue) = channel::<Task>();
         let (done, encoded) = channel::<Encoded>();
         let queue = Arc::new(Mutex::new(queue));
+        let backlog = Arc::new(Backlog::default());
         for _ in 0..threads {
             let queue = Arc::clone(&queue);
             let done = done.clone();
+            let backlog = Arc::clone(&backlog);
             std::thread::spawn(move || {
                 loop {
-                    let next = queue.lock().map(|queue| queue.recv());
-                    let Ok(Ok(task)) = next else { return };
-                    let (group, column) = (task.group, task.column);
-                    let started = Instant::now();
-                    let chunk = std::panic::catch_unwind(AssertUnwindSafe(|| encode(task)))
-                        .unwrap_or_else(|_| Err(Error::Write("a column encoder panicked".into())));
-                    let took = started.elapsed();
-                    let encoded = Encoded {
-                        group,
-                        column,
-                        took,
-                        chunk,
-                    };
-                    if done.send(encoded).is_err() {
+                    let next = lock(&queue).recv();
+                    let Ok(task) = next else { return };
+                    let (group, column) = (task.group.index, task.column);
+                    let finished =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| run(&task, &backlog)))
+                            .unwrap_or_else(|_| {
+                                Some(Err(Error::Write("a column encoder panicked".into())))
+                            });
+                    let Some(chunk) = finished else { continue };
+                    if chunk.is_err() {
+                        backlog.fail();
+                    }
+                    if done
+                        .send(Encoded {
+                            group,
+                            column,
+                            chunk,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -203,85 +264,97 @@ impl Encoders {
         Encoders {
             tasks,
             encoded,
-            early: Vec::new(),
+            backlog,
         }
     }
 
-    /// Waits for the `columns` chunks of row group `group`, in column order.
-    fn collect(&mut self, group: usize, columns: usize) -> Result<Vec<Encoded>> {
-        let (mut mine, early): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early)
-            .into_iter()
-            .partition(|e| e.group == group);
-        self.early = early;
-        while mine.len() < columns {
-            let encoded = self
-                .encoded
-                .recv()
-                .map_err(|_| Error::Write("the column encoders stopped".into()))?;
-            if encoded.group == group {
-                mine.push(encoded);
-            } else {
-                self.early.push(encoded);
+    /// Queues a task for the column unless one is queued or running.
+    fn wake(&self, group: &Arc<RowGroup>, column: usize, slot: &mut ColumnSlot) -> Result<()> {
+        if slot.queued {
+            return Ok(());
+        }
+        slot.queued = true;
+        let task = Task {
+            group: Arc::clone(group),
+            column,
+        };
+        self.tasks
+            .send(task)
+            .map_err(|_| Error::Write("the column encoders stopped".into()))
+    }
+}
+
+/// Encodes the column's pending arrays until none are left; closes the chunk once the row
+/// group is complete. `None` when the chunk is not finished yet.
+fn run(task: &Task, backlog: &Backlog) -> Option<Result<ArrowColumnChunk>> {
+    let slot = &task.group.columns[task.column];
+    let field = task.group.schema.field(task.column);
+    loop {
+        let (writer, arrays, complete) = {
+            let mut slot = lock(slot);
+            (
+                slot.writer.take(),
+                std::mem::take(&mut slot.pending),
+                slot.complete,
+            )
+        };
+        let Some(mut writer) = writer else {
+            return Some(Err(Error::Write("a column writer was lost".into())));
+        };
+        for array in arrays {
+            let written = compute_leaves(field, &array)
+                .and_then(|leaves| leaves.iter().try_for_each(|leaf| writer.write(leaf)));
+            backlog.done(array.get_array_memory_size());
+            if let Err(error) = written {
+                return Some(Err(write_error(error)));
             }
         }
-        mine.sort_by_key(|e| e.column);
-        Ok(mine)
-    }
-}
-
-fn encode(task: Task) -> Result<ArrowColumnChunk> {
-    let Task {
-        field,
-        arrays,
-        mut writer,
-        ..
-    } = task;
-    for array in &arrays {
-        for leaf in compute_leaves(&field, array).map_err(write_error)? {
-            writer.write(&leaf).map_err(write_error)?;
+        if complete {
+            return Some(writer.close().map_err(write_error));
+        }
+        let mut slot = lock(slot);
+        slot.writer = Some(writer);
+        if slot.pending.is_empty() && !slot.complete {
+            slot.queued = false;
+            return None;
         }
     }
-    writer.close().map_err(write_error)
 }
 
-/// A row group handed to the encoders and not yet written to the file.
+/// A complete row group whose chunks are not all written yet.
 struct InFlight {
     group: usize,
-    columns: usize,
+    chunks: Vec<Option<ArrowColumnChunk>>,
+    missing: usize,
 }
 
-/// A Parquet file written row group by row group. The writer thread gathers a row group's
-/// arrays; when it is full the encoders take its columns, slowest first, while the next
-/// row group gathers, and its chunks are appended to the file in order once all are done.
+/// A Parquet file written row group by row group. Each column of the row group in
+/// progress has a writer; the arrays of each batch queue up per column, and the encoders
+/// take a column's backlog wherever there is one. A complete row group's chunks are
+/// appended to the file in order as soon as all are done, while the next one fills.
 pub(crate) struct ParquetSink<W: Write + Send> {
     file: SerializedFileWriter<W>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     encoders: Encoders,
-    /// The arrays of the row group being gathered, column by column.
-    gathered: Vec<Vec<ArrayRef>>,
+    group: Option<Arc<RowGroup>>,
     group_rows: usize,
-    /// Arrow bytes gathered into the row group.
+    /// Arrow bytes handed to the row group in progress.
     group_bytes: usize,
-    /// Arrow bytes that end a row group.
-    row_group_bytes: usize,
-    row_group_rows: usize,
-    /// Row groups handed to the encoders so far.
     groups: usize,
+    row_group_rows: usize,
     in_flight: Option<InFlight>,
-    /// How long each column took to encode in the last row group: the next one hands
-    /// out the slowest first, so that no thread is left with a long column at the end.
-    costs: Vec<Duration>,
 }
 
-/// A row group also ends once this many bytes of Arrow data per column went into it, kept
-/// between the two bounds below: a row group's arrays are held until encoded while the next
-/// one gathers, so the peak memory must not depend on the row width. Every column chunk
-/// costs a writer, a codec context and (for repetitive columns) a dictionary, so wide tables
-/// get the larger groups (120 columns stay under 150 MB peak), narrow ones 16 MiB.
-const ROW_GROUP_BYTES_PER_COLUMN: usize = 256 << 10;
-const MIN_ROW_GROUP_BYTES: usize = 16 << 20;
-const MAX_ROW_GROUP_BYTES: usize = 32 << 20;
+/// A row group also ends once this many bytes of Arrow data went into it: its encoded
+/// column chunks stay in memory until it ends, so wide or text-heavy rows would otherwise
+/// make the peak memory depend on the row width. 32 MiB keeps a 120-column file under
+/// 150 MB peak at the cost of about 1% more output; narrower files lose nothing.
+const ROW_GROUP_BYTES: usize = 32 << 20;
+
+/// What the columns' page and dictionary buffers may take together (1 MiB each, the
+/// writer's default, up to 32 columns).
+const PAGE_BUFFERS_BYTES: usize = 32 << 20;
 
 impl<W: Write + Send> ParquetSink<W> {
     fn try_new(
@@ -307,8 +380,14 @@ impl<W: Write + Send> ParquetSink<W> {
             .iter()
             .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
             .collect();
+        // Every column buffers a page and a dictionary: on wide tables smaller ones keep
+        // the total of those buffers bounded.
+        let page_bytes =
+            (PAGE_BUFFERS_BYTES / schema.fields().len().max(1)).clamp(64 << 10, 1 << 20);
         let mut properties = WriterProperties::builder()
             .set_compression(codec)
+            .set_data_page_size_limit(page_bytes)
+            .set_dictionary_page_size_limit(page_bytes)
             .set_max_row_group_row_count(Some(options.row_group_rows))
             .set_key_value_metadata(Some(key_values));
         if let Some(first) = first {
@@ -322,124 +401,163 @@ impl<W: Write + Send> ParquetSink<W> {
         let writer = ArrowWriter::try_new(output, schema.clone(), Some(properties.build()))
             .map_err(write_error)?;
         let (file, factory) = writer.into_serialized_writer().map_err(write_error)?;
-        let columns = schema.fields().len();
+        let threads = crate::pool::cpus().clamp(1, schema.fields().len().max(1));
         Ok(ParquetSink {
             file,
             factory,
-            encoders: Encoders::start(crate::pool::cpus().clamp(1, columns.max(1))),
-            gathered: vec![Vec::new(); columns],
+            schema,
+            encoders: Encoders::start(threads),
+            group: None,
             group_rows: 0,
             group_bytes: 0,
-            row_group_bytes: (columns * ROW_GROUP_BYTES_PER_COLUMN)
-                .clamp(MIN_ROW_GROUP_BYTES, MAX_ROW_GROUP_BYTES),
-            row_group_rows: options.row_group_rows.max(1),
             groups: 0,
+            row_group_rows: options.row_group_rows.max(1),
             in_flight: None,
-            costs: Vec::new(),
-            schema,
         })
     }
 
+    fn start_group(&mut self) -> Result<Arc<RowGroup>> {
+        let writers = self
+            .factory
+            .create_column_writers(self.groups)
+            .map_err(write_error)?;
+        if writers.len() != self.schema.fields().len() {
+            return Err(Error::Write("nested columns cannot be written".into()));
+        }
+        let columns = writers
+            .into_iter()
+            .map(|writer| {
+                Mutex::new(ColumnSlot {
+                    writer: Some(writer),
+                    pending: Vec::new(),
+                    queued: false,
+                    complete: false,
+                })
+            })
+            .collect();
+        let group = Arc::new(RowGroup {
+            index: self.groups,
+            schema: Arc::clone(&self.schema),
+            columns,
+        });
+        self.groups += 1;
+        Ok(Arc::clone(self.group.insert(group)))
+    }
+
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.collect(false)?;
         let mut offset = 0;
         let row_bytes = batch.get_array_memory_size() / batch.num_rows().max(1);
         while offset < batch.num_rows() {
-            let room = self.row_group_bytes.saturating_sub(self.group_bytes) / row_bytes.max(1);
+            let room = ROW_GROUP_BYTES.saturating_sub(self.group_bytes) / row_bytes.max(1);
             let take = (batch.num_rows() - offset)
                 .min(self.row_group_rows - self.group_rows)
                 .min(room.max(1));
-            for (arrays, column) in self.gathered.iter_mut().zip(batch.columns()) {
-                arrays.push(column.slice(offset, take));
+            let slice = batch.slice(offset, take);
+            let bytes = slice
+                .columns()
+                .iter()
+                .map(|array| array.get_array_memory_size())
+                .sum();
+            if let Err(error) = self.encoders.backlog.add(bytes) {
+                return Err(self.failure().unwrap_or(error));
+            }
+            let group = match &self.group {
+                Some(group) => Arc::clone(group),
+                None => self.start_group()?,
+            };
+            for (column, array) in slice.columns().iter().enumerate() {
+                let mut slot = lock(&group.columns[column]);
+                slot.pending.push(Arc::clone(array));
+                self.encoders.wake(&group, column, &mut slot)?;
             }
             self.group_rows += take;
             self.group_bytes += take * row_bytes;
             offset += take;
-            if self.group_rows == self.row_group_rows || self.group_bytes >= self.row_group_bytes {
+            if self.group_rows == self.row_group_rows || self.group_bytes >= ROW_GROUP_BYTES {
                 self.end_group()?;
             }
         }
         Ok(())
     }
 
-    /// Hands the gathered row group to the encoders, then writes the one before it.
+    /// The row group in progress is complete: its columns close once their arrays are
+    /// encoded. The one before it is written first, so that only chunks of the row group
+    /// in flight ever arrive.
     fn end_group(&mut self) -> Result<()> {
-        let writers = self
-            .factory
-            .create_column_writers(self.groups)
-            .map_err(write_error)?;
-        if writers.len() != self.gathered.len() {
-            return Err(Error::Write("nested columns cannot be written".into()));
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        self.collect(true)?;
+        for (column, slot) in group.columns.iter().enumerate() {
+            let mut slot = lock(slot);
+            slot.complete = true;
+            self.encoders.wake(&group, column, &mut slot)?;
         }
-        let known = self.costs.len() == writers.len();
-        let mut tasks: Vec<Task> = writers
-            .into_iter()
-            .zip(self.schema.fields().iter())
-            .zip(self.gathered.iter_mut())
-            .enumerate()
-            .map(|(column, ((writer, field), arrays))| Task {
-                group: self.groups,
-                column,
-                field: Arc::clone(field),
-                arrays: std::mem::take(arrays),
-                writer,
-            })
-            .collect();
-        let columns = tasks.len();
-        // Slowest first (in the last row group, else the largest), so that no thread is
-        // left alone with a long column at the end.
-        tasks.sort_by_cached_key(|task| {
-            std::cmp::Reverse(if known {
-                self.costs[task.column].as_nanos()
-            } else {
-                task.arrays
-                    .iter()
-                    .map(|a| a.get_array_memory_size() as u128)
-                    .sum()
-            })
+        self.in_flight = Some(InFlight {
+            group: group.index,
+            chunks: group.columns.iter().map(|_| None).collect(),
+            missing: group.columns.len(),
         });
-        for task in tasks {
-            self.encoders
-                .tasks
-                .send(task)
-                .map_err(|_| Error::Write("the column encoders stopped".into()))?;
-        }
-        let previous = self.in_flight.replace(InFlight {
-            group: self.groups,
-            columns,
-        });
-        self.groups += 1;
         self.group_rows = 0;
         self.group_bytes = 0;
-        match previous {
-            Some(previous) => self.append(previous),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
-    /// Waits for a row group's chunks and appends them to the file.
-    fn append(&mut self, in_flight: InFlight) -> Result<()> {
-        let encoded = self.encoders.collect(in_flight.group, in_flight.columns)?;
-        self.costs = encoded.iter().map(|e| e.took).collect();
+    /// Takes the chunks encoded so far and appends the row group in flight once all are
+    /// (waiting for them with `wait`).
+    fn collect(&mut self, wait: bool) -> Result<()> {
+        let Some(in_flight) = self.in_flight.as_mut() else {
+            return Ok(());
+        };
+        while in_flight.missing > 0 {
+            let encoded = if wait {
+                self.encoders.encoded.recv().map_err(|_| stopped())?
+            } else {
+                match self.encoders.encoded.try_recv() {
+                    Ok(encoded) => encoded,
+                    Err(TryRecvError::Empty) => return Ok(()),
+                    Err(TryRecvError::Disconnected) => return Err(stopped()),
+                }
+            };
+            let chunk = encoded.chunk?;
+            let place = in_flight
+                .chunks
+                .get_mut(encoded.column)
+                .filter(|_| encoded.group == in_flight.group)
+                .ok_or_else(|| Error::Write("a column chunk of another row group".into()))?;
+            if place.replace(chunk).is_none() {
+                in_flight.missing -= 1;
+            }
+        }
+        let chunks = std::mem::take(&mut in_flight.chunks);
+        self.in_flight = None;
         let mut group = self.file.next_row_group().map_err(write_error)?;
-        for Encoded { chunk, .. } in encoded {
-            chunk?
-                .append_to_row_group(&mut group)
-                .map_err(write_error)?;
+        for chunk in chunks.into_iter().flatten() {
+            chunk.append_to_row_group(&mut group).map_err(write_error)?;
         }
         group.close().map_err(write_error)?;
         Ok(())
     }
 
+    /// The error an encoder stopped on, if one did.
+    fn failure(&self) -> Option<Error> {
+        self.encoders
+            .encoded
+            .try_iter()
+            .find_map(|encoded| encoded.chunk.err())
+    }
+
     fn finish(mut self) -> Result<()> {
-        if self.group_rows > 0 {
-            self.end_group()?;
-        }
-        if let Some(last) = self.in_flight.take() {
-            self.append(last)?;
-        }
+        self.end_group()?;
+        self.collect(true)?;
         let mut output = self.file.into_inner().map_err(write_error)?;
         output.flush().map_err(write_error)
     }
+}
+
+fn stopped() -> Error {
+    Error::Write("the column encoders stopped".into())
 }
 
 /// Rows of the first batch looked at to judge how repetitive a column is.
