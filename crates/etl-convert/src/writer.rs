@@ -182,8 +182,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// letting arrays pile up.
 #[derive(Default)]
 struct Backlog {
-    state: Mutex<(usize, bool)>,
+    state: Mutex<BacklogState>,
     changed: Condvar,
+}
+
+#[derive(Default)]
+struct BacklogState {
+    bytes: usize,
+    /// An encoder failed: its arrays will never be done, so nobody may wait for them.
+    failed: bool,
 }
 
 /// Arrow bytes that may wait for the encoders.
@@ -192,25 +199,24 @@ const PENDING_BYTES: usize = 8 << 20;
 impl Backlog {
     fn add(&self, bytes: usize) -> Result<()> {
         let mut state = lock(&self.state);
-        while state.0 > PENDING_BYTES && !state.1 {
+        while state.bytes > PENDING_BYTES && !state.failed {
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        if state.1 {
+        if state.failed {
             return Err(Error::Write("a column encoder failed".into()));
         }
-        state.0 += bytes;
+        state.bytes += bytes;
         Ok(())
     }
 
     fn done(&self, bytes: usize) {
         let mut state = lock(&self.state);
-        state.0 = state.0.saturating_sub(bytes);
+        state.bytes = state.bytes.saturating_sub(bytes);
         self.changed.notify_all();
     }
 
-    /// An encoder failed: its arrays will never be done, so nobody may wait for them.
     fn fail(&self) {
-        lock(&self.state).1 = true;
+        lock(&self.state).failed = true;
         self.changed.notify_all();
     }
 }
