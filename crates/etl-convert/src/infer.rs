@@ -4,13 +4,52 @@
 use crate::values::{Kind, Values};
 use crate::{Error, Result};
 
-/// One record of the sample.
-#[derive(Debug, Clone)]
+/// One record of the sample: its fields unquoted and back to back in one buffer, so that
+/// framing allocates per record, not per field.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct SampleRecord {
-    /// Fields, unquoted.
-    pub(crate) fields: Vec<Vec<u8>>,
+    bytes: Vec<u8>,
+    /// Where each field ends in `bytes`.
+    ends: Vec<usize>,
     /// Whether each field was quoted.
     pub(crate) quoted: Vec<bool>,
+}
+
+impl SampleRecord {
+    /// Room for a record like `previous`.
+    fn like(previous: &SampleRecord) -> SampleRecord {
+        SampleRecord {
+            bytes: Vec::with_capacity(previous.bytes.len()),
+            ends: Vec::with_capacity(previous.ends.len()),
+            quoted: Vec::with_capacity(previous.ends.len()),
+        }
+    }
+
+    /// The number of fields.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Field `index`, unquoted.
+    pub(crate) fn field(&self, index: usize) -> &[u8] {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.bytes[start..self.ends[index]]
+    }
+
+    pub(crate) fn fields(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).map(|index| self.field(index))
+    }
+
+    /// Ends the field being read.
+    fn end_field(&mut self, quoted: bool) {
+        self.ends.push(self.bytes.len());
+        self.quoted.push(quoted);
+    }
+
+    /// Whether the record is one empty unquoted field: a blank line.
+    fn is_blank(&self) -> bool {
+        self.len() == 1 && self.bytes.is_empty() && !self.quoted[0]
+    }
 }
 
 /// Records framed for inference at most (memory stays small; more come from offsets).
@@ -21,10 +60,22 @@ pub(crate) const MAX_SAMPLE_RECORDS: usize = 20_000;
 /// dropped; when it is true a quote left open is an error naming the line where it opened.
 /// Blank lines are skipped.
 pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<SampleRecord>> {
+    frame_up_to(data, delimiter, whole, MAX_SAMPLE_RECORDS)
+}
+
+/// Whether `data` begins with a whole record.
+pub(crate) fn holds_a_record(data: &[u8], delimiter: u8) -> bool {
+    frame_up_to(data, delimiter, false, 1).is_ok_and(|records| !records.is_empty())
+}
+
+fn frame_up_to(
+    data: &[u8],
+    delimiter: u8,
+    whole: bool,
+    max_records: usize,
+) -> Result<Vec<SampleRecord>> {
     let mut records = Vec::new();
-    let mut fields: Vec<Vec<u8>> = Vec::new();
-    let mut quoted: Vec<bool> = Vec::new();
-    let mut field = Vec::new();
+    let mut record = SampleRecord::default();
     let mut field_quoted = false;
     let mut in_quotes = false;
     let mut at_field_start = true;
@@ -34,53 +85,59 @@ pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<Sampl
     while i < data.len() {
         let byte = data[i];
         if in_quotes {
-            if byte == b'"' {
+            // Everything up to the next quote is the field's.
+            let run = memchr::memchr(b'"', &data[i..]).unwrap_or(data.len() - i);
+            let text = &data[i..i + run];
+            line += memchr::memchr_iter(b'\n', text).count() as u64;
+            record.bytes.extend_from_slice(text);
+            i += run;
+            if i < data.len() {
                 if data.get(i + 1) == Some(&b'"') {
-                    field.push(b'"');
+                    record.bytes.push(b'"');
                     i += 1;
                 } else {
                     in_quotes = false;
                 }
-            } else {
-                if byte == b'\n' {
-                    line += 1;
-                }
-                push_byte(&mut field, byte);
+                i += 1;
             }
         } else if byte == b'"' && at_field_start {
             in_quotes = true;
             field_quoted = true;
             opened_at = line;
             at_field_start = false;
+            i += 1;
         } else if byte == delimiter {
-            fields.push(std::mem::take(&mut field));
-            quoted.push(std::mem::take(&mut field_quoted));
+            record.end_field(std::mem::take(&mut field_quoted));
             at_field_start = true;
+            i += 1;
         } else if byte == b'\n' || byte == b'\r' {
-            if byte == b'\r' && data.get(i + 1) == Some(&b'\n') {
-                i += 1;
-            }
+            i += if byte == b'\r' && data.get(i + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
             line += 1;
-            fields.push(std::mem::take(&mut field));
-            quoted.push(std::mem::take(&mut field_quoted));
-            let blank = fields.len() == 1 && fields[0].is_empty() && !quoted[0];
-            if !blank {
-                records.push(SampleRecord {
-                    fields: std::mem::take(&mut fields),
-                    quoted: std::mem::take(&mut quoted),
-                });
-                if !whole && records.len() >= MAX_SAMPLE_RECORDS {
+            record.end_field(std::mem::take(&mut field_quoted));
+            if record.is_blank() {
+                record = SampleRecord::default();
+            } else {
+                let next = SampleRecord::like(&record);
+                records.push(std::mem::replace(&mut record, next));
+                if !whole && records.len() >= max_records {
                     return Ok(records);
                 }
             }
-            fields.clear();
-            quoted.clear();
             at_field_start = true;
         } else {
-            push_byte(&mut field, byte);
+            // A quote inside an unquoted field is text: the field runs to its end.
+            let run = data[i..]
+                .iter()
+                .position(|&b| b == delimiter || b == b'\n' || b == b'\r')
+                .unwrap_or(data.len() - i);
+            record.bytes.extend_from_slice(&data[i..i + run]);
             at_field_start = false;
+            i += run;
         }
-        i += 1;
     }
     if in_quotes && whole {
         return Err(Error::BadRecord {
@@ -88,23 +145,11 @@ pub(crate) fn frame(data: &[u8], delimiter: u8, whole: bool) -> Result<Vec<Sampl
             reason: "a quoted field opens here and is never closed".into(),
         });
     }
-    if whole && !(fields.is_empty() && field.is_empty() && !field_quoted) {
-        fields.push(field);
-        quoted.push(field_quoted);
-        records.push(SampleRecord { fields, quoted });
+    if whole && !(record.len() == 0 && record.bytes.is_empty() && !field_quoted) {
+        record.end_field(field_quoted);
+        records.push(record);
     }
     Ok(records)
-}
-
-/// Appends to a sample field, the first byte reserving room for 24 (the smallest glibc
-/// allocation holds that much anyway): most fields are then allocated once, not regrown
-/// from 8 bytes. A field of 25 to 32 bytes ends with room for 48 instead of 32.
-#[inline]
-fn push_byte(field: &mut Vec<u8>, byte: u8) {
-    if field.capacity() == 0 {
-        field.reserve_exact(24);
-    }
-    field.push(byte);
 }
 
 /// The delimiter among `,` `;` tab `|` that splits the sample's lines most consistently.
@@ -151,8 +196,8 @@ pub(crate) fn infer_kinds<'a>(
     values: &Values,
 ) -> Vec<Kind> {
     let mut kinds = vec![Kind::Null; width];
-    for record in records.filter(|r| r.fields.len() == width) {
-        for (kind, field) in kinds.iter_mut().zip(&record.fields) {
+    for record in records.filter(|r| r.len() == width) {
+        for (kind, field) in kinds.iter_mut().zip(record.fields()) {
             if *kind != Kind::Text {
                 *kind = kind.merge(values.classify(field));
             }
@@ -161,18 +206,29 @@ pub(crate) fn infer_kinds<'a>(
     kinds
 }
 
+/// Kind by kind, what fits both.
+pub(crate) fn merge_kinds(a: &[Kind], b: &[Kind]) -> Vec<Kind> {
+    a.iter().zip(b).map(|(a, b)| a.merge(*b)).collect()
+}
+
 /// Whether the first record is a header: it repeats the names the file would get anyway,
 /// or its values do not fit (or are quoted where the data is not) typed columns; a table
 /// of text only has one when the first record's names are distinct, none empty, and none
 /// repeated below it; names counting up (`1990,1991,1992`) are a header; a lone record is a
 /// header when none of its values is typed.
-pub(crate) fn is_header(records: &[SampleRecord], names: &[String], values: &Values) -> bool {
+/// `data_kinds` are the kinds of the records after the first ([`infer_kinds`]).
+pub(crate) fn is_header(
+    records: &[SampleRecord],
+    data_kinds: &[Kind],
+    names: &[String],
+    values: &Values,
+) -> bool {
     let Some(first) = records.first() else {
         return false;
     };
-    let width = first.fields.len();
+    let width = first.len();
     let repeats_names = width == names.len()
-        && first.fields.iter().zip(names).all(|(field, name)| {
+        && first.fields().zip(names).all(|(field, name)| {
             String::from_utf8_lossy(field)
                 .trim()
                 .eq_ignore_ascii_case(name)
@@ -180,29 +236,24 @@ pub(crate) fn is_header(records: &[SampleRecord], names: &[String], values: &Val
     if repeats_names {
         return true;
     }
-    let data: Vec<&SampleRecord> = records[1..]
-        .iter()
-        .filter(|r| r.fields.len() == width)
-        .collect();
+    let data: Vec<&SampleRecord> = records[1..].iter().filter(|r| r.len() == width).collect();
     if consecutive_integers(first) && !data.iter().any(|r| consecutive_integers(r)) {
         // Years or indices as names (`country,1990,1991,1992`), quoted like the data or not.
         return true;
     }
     if data.is_empty() {
         // Names only; an empty one is allowed (pandas' index, R's row names).
-        return first.fields.iter().any(|f| !values.is_null(f))
+        return first.fields().any(|f| !values.is_null(f))
             && first
-                .fields
-                .iter()
+                .fields()
                 .all(|f| matches!(values.classify(f), Kind::Null | Kind::Text));
     }
-    let kinds = infer_kinds(data.iter().copied(), width, values);
     let (mut for_header, mut for_data) = (0usize, 0usize);
-    for (column, kind) in kinds.iter().enumerate() {
+    for (column, kind) in data_kinds.iter().enumerate() {
         if matches!(kind, Kind::Null | Kind::Text) {
             continue;
         }
-        let field = &first.fields[column];
+        let field = first.field(column);
         if values.is_null(field) {
             continue;
         }
@@ -219,10 +270,10 @@ pub(crate) fn is_header(records: &[SampleRecord], names: &[String], values: &Val
     }
     // Text only.
     let mut seen = std::collections::HashSet::new();
-    first.fields.iter().enumerate().all(|(column, field)| {
+    first.fields().enumerate().all(|(column, field)| {
         !values.is_null(field)
-            && seen.insert(field.as_slice())
-            && data.iter().all(|r| r.fields[column] != *field)
+            && seen.insert(field)
+            && data.iter().all(|r| r.field(column) != field)
     })
 }
 
@@ -230,9 +281,8 @@ pub(crate) fn is_header(records: &[SampleRecord], names: &[String], values: &Val
 /// up by one (`1990,1991,1992`): names of years or positions, hardly ever a data record.
 fn consecutive_integers(record: &SampleRecord) -> bool {
     let numbers: Vec<i64> = record
-        .fields
-        .iter()
-        .filter_map(|f| crate::values::parse_i64(f))
+        .fields()
+        .filter_map(crate::values::parse_i64)
         .collect();
     numbers.len() >= 3
         && numbers
@@ -248,7 +298,10 @@ mod tests {
         let delimiter = sniff_delimiter(text.as_bytes());
         let records = frame(text.as_bytes(), delimiter, true).unwrap();
         let names: Vec<String> = ["no", "name", "score"].map(String::from).into();
-        is_header(&records, &names, &Values::default())
+        let values = Values::default();
+        let width = records.first().map_or(0, SampleRecord::len);
+        let data_kinds = infer_kinds(records.iter().skip(1), width, &values);
+        is_header(&records, &data_kinds, &names, &values)
     }
 
     #[test]
@@ -288,10 +341,15 @@ mod tests {
     fn framing_quotes_and_cut_tails() {
         let records = frame(b"1,\"a\"\"b\nc\",x\"y\n\n2,3", b',', false).unwrap();
         assert_eq!(records.len(), 1);
-        assert_eq!(records[0].fields[1], b"a\"b\nc");
-        assert_eq!(records[0].fields[2], b"x\"y");
+        assert_eq!(records[0].field(1), b"a\"b\nc");
+        assert_eq!(records[0].field(2), b"x\"y");
         let err = frame(b"1,2\n3,\"open\n4,5\n", b',', true).unwrap_err();
         assert_eq!(err.line(), Some(2));
         assert!(frame(b"1,TV 55\" screen,100\n", b',', true).is_ok());
+        // Lines inside quotes count towards the line an open quote is reported at.
+        let err = frame(b"1,\"a\nb\"\r\n\n2,\"open\n", b',', true).unwrap_err();
+        assert_eq!(err.line(), Some(4));
+        assert!(!holds_a_record(b"1,\"a\nb", b','));
+        assert!(holds_a_record(b"1,\"a\nb\"\n2", b','));
     }
 }

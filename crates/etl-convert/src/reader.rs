@@ -69,12 +69,18 @@ pub(crate) fn sniff(input: &mut impl Read, options: &ConvertOptions) -> Result<S
             "no complete record in the first bytes".into(),
         ));
     };
-    let width = first.fields.len();
+    let width = first.len();
     let names = options.columns.as_ref().unwrap_or(&options.default_columns);
+    // The kinds below the first record: both the header test and the schema need them.
+    let data_kinds = if options.schema.is_none() || matches!(options.header, HeaderMode::Sniff) {
+        infer::infer_kinds(records[1..].iter(), width, &values)
+    } else {
+        Vec::new()
+    };
     let header = match options.header {
         HeaderMode::Present => true,
         HeaderMode::Absent => false,
-        HeaderMode::Sniff => infer::is_header(&records, names, &values),
+        HeaderMode::Sniff => infer::is_header(&records, &data_kinds, names, &values),
     };
     let columns = match &options.schema {
         Some(pinned) => {
@@ -93,8 +99,11 @@ pub(crate) fn sniff(input: &mut impl Read, options: &ConvertOptions) -> Result<S
             pinned.clone()
         }
         None => {
-            let data = &records[usize::from(header)..];
-            let mut kinds = infer::infer_kinds(data.iter(), width, &values);
+            let mut kinds = data_kinds;
+            if !header {
+                let first = infer::infer_kinds(records[..1].iter(), width, &values);
+                kinds = infer::merge_kinds(&kinds, &first);
+            }
             if let Some(extra) = &options.extra_sample {
                 // Piece by piece, so that few records are held at once.
                 let mut rest = &extra.0[..];
@@ -103,7 +112,7 @@ pub(crate) fn sniff(input: &mut impl Read, options: &ConvertOptions) -> Result<S
                     let end = memchr::memrchr(b'\n', &rest[..cut]).map_or(rest.len(), |i| i + 1);
                     let more = infer::frame(&rest[..end], delimiter, true).unwrap_or_default();
                     let more = infer::infer_kinds(more.iter(), width, &values);
-                    kinds = kinds.iter().zip(more).map(|(a, b)| a.merge(b)).collect();
+                    kinds = infer::merge_kinds(&kinds, &more);
                     rest = &rest[end..];
                 }
             }
@@ -147,8 +156,7 @@ fn column_names(
     }
     if header {
         return Ok(first
-            .fields
-            .iter()
+            .fields()
             .enumerate()
             .map(|(i, f)| {
                 let name = String::from_utf8_lossy(f).trim().to_owned();
@@ -221,7 +229,7 @@ pub(crate) fn read_sample(
         }
         // At least one whole record (a quoted field may span lines).
         let content = sample.strip_prefix(UTF8_BOM).unwrap_or(&sample);
-        if infer::frame(content, b',', false).is_ok_and(|r| !r.is_empty()) {
+        if infer::holds_a_record(content, b',') {
             return Ok((sample, false));
         }
         // Room for a byte-order mark, blank lines before the record and its line ending.
