@@ -855,6 +855,42 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_column_encoder_fails_the_file_instead_of_hanging() {
+        // A batch whose column is not of the schema's type makes that column's encoder fail
+        // in its thread, after the writer has handed it more than the backlog holds (cut into
+        // many row groups): the writer must return the encoder's error, not wait for it.
+        let ids: Int64Array = (0..20_000).map(Some).collect();
+        let good = batch(vec![("id", Arc::new(ids))]);
+        let words: StringArray = (0..2_000_000).map(|i| Some(format!("w{i}"))).collect();
+        let bad = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)])),
+            vec![Arc::new(words)],
+        )
+        .unwrap();
+        assert!(bad.get_array_memory_size() > 2 * PENDING_BYTES);
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let options = ConvertOptions {
+                row_group_rows: 1_000,
+                ..ConvertOptions::default()
+            };
+            let mut sink =
+                BatchSink::try_new(&mut out, good.schema(), &options, &[], Some(&good)).unwrap();
+            let result = sink
+                .write(&good)
+                .and_then(|()| sink.write(&bad))
+                .and_then(|()| sink.finish());
+            let _ = done.send(result.map_err(|e| e.to_string()));
+        });
+        let outcome = outcome
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the writer hung after an encoder failed");
+        let message = outcome.expect_err("a file with a failed column was written");
+        assert!(message.contains("Field 'id' has type Int64"), "{message}");
+    }
+
+    #[test]
     fn uncompressed_output_stays_uncompressed() {
         let rows = 20_000;
         let amounts: Float64Array = (0..rows).map(|i| Some((i % 100) as f64)).collect();
