@@ -1,7 +1,8 @@
 //! The output side: record batches to Parquet, JSON Lines or CSV on any `Write`.
 //!
 //! Parquet columns are encoded in parallel: each column of the row group in progress
-//! queues its arrays, one encoder thread per CPU takes whichever column has a backlog, and
+//! queues its arrays, the process's encoder threads (one per CPU, shared by every file
+//! being written) take whichever column has a backlog, and
 //! the finished column chunks are appended to the file in order once the row group is full
 //! (by rows or by bytes) and all are done. Encodings are chosen per column from the first batch: columns of mostly
 //! distinct values skip the dictionary (delta encoding for integers), everything else keeps
@@ -11,7 +12,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
@@ -160,10 +161,12 @@ struct RowGroup {
     columns: Vec<Mutex<ColumnSlot>>,
 }
 
-/// Encode what is pending for one column of a row group.
+/// Encode what is pending for one column of a row group, for the file `done` collects.
 struct Task {
     group: Arc<RowGroup>,
     column: usize,
+    backlog: Arc<Backlog>,
+    done: Sender<Encoded>,
 }
 
 /// A finished column chunk, or why it could not be.
@@ -221,56 +224,64 @@ impl Backlog {
     }
 }
 
-/// Encoder threads, as many as the CPUs the process may use, taking the next task of any
-/// column from one queue: however unequal the columns, no thread idles while another has
-/// a backlog.
+/// The process's encoder threads, as many as it may use CPUs ([`crate::pool::cpus`]),
+/// taking the next task of any column of any file from one queue: however many files are
+/// written side by side, encoding takes that many threads, and however unequal the columns,
+/// no thread idles while one has a backlog.
+fn encoder_queue() -> &'static Sender<Task> {
+    static QUEUE: OnceLock<Sender<Task>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tasks, queue) = channel::<Task>();
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..crate::pool::cpus() {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(ENCODER_THREAD.into())
+                .spawn(move || {
+                    loop {
+                        let next = lock(&queue).recv();
+                        let Ok(task) = next else { return };
+                        encode(&task);
+                    }
+                })
+                .expect("the encoder threads can be started");
+        }
+        tasks
+    })
+}
+
+/// What the encoder threads are called.
+const ENCODER_THREAD: &str = "etl-encode";
+
+fn encode(task: &Task) {
+    let finished = std::panic::catch_unwind(AssertUnwindSafe(|| run(task)))
+        .unwrap_or_else(|_| Some(Err(Error::Write("a column encoder panicked".into()))));
+    let Some(chunk) = finished else { return };
+    if chunk.is_err() {
+        task.backlog.fail();
+    }
+    // A file that failed elsewhere no longer collects its chunks.
+    let _ = task.done.send(Encoded {
+        group: task.group.index,
+        column: task.column,
+        chunk,
+    });
+}
+
+/// One file's share of the encoders: its backlog and its finished chunks.
 struct Encoders {
-    tasks: Sender<Task>,
+    done: Sender<Encoded>,
     encoded: Receiver<Encoded>,
     backlog: Arc<Backlog>,
 }
 
 impl Encoders {
-    fn start(threads: usize) -> Encoders {
-        let (tasks, queue) = channel::<Task>();
+    fn new() -> Encoders {
         let (done, encoded) = channel::<Encoded>();
-        let queue = Arc::new(Mutex::new(queue));
-        let backlog = Arc::new(Backlog::default());
-        for _ in 0..threads {
-            let queue = Arc::clone(&queue);
-            let done = done.clone();
-            let backlog = Arc::clone(&backlog);
-            std::thread::spawn(move || {
-                loop {
-                    let next = lock(&queue).recv();
-                    let Ok(task) = next else { return };
-                    let (group, column) = (task.group.index, task.column);
-                    let finished =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| run(&task, &backlog)))
-                            .unwrap_or_else(|_| {
-                                Some(Err(Error::Write("a column encoder panicked".into())))
-                            });
-                    let Some(chunk) = finished else { continue };
-                    if chunk.is_err() {
-                        backlog.fail();
-                    }
-                    if done
-                        .send(Encoded {
-                            group,
-                            column,
-                            chunk,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
         Encoders {
-            tasks,
+            done,
             encoded,
-            backlog,
+            backlog: Arc::default(),
         }
     }
 
@@ -283,8 +294,10 @@ impl Encoders {
         let task = Task {
             group: Arc::clone(group),
             column,
+            backlog: Arc::clone(&self.backlog),
+            done: self.done.clone(),
         };
-        self.tasks
+        encoder_queue()
             .send(task)
             .map_err(|_| Error::Write("the column encoders stopped".into()))
     }
@@ -292,7 +305,7 @@ impl Encoders {
 
 /// Encodes the column's pending arrays until none are left; closes the chunk once the row
 /// group is complete. `None` when the chunk is not finished yet.
-fn run(task: &Task, backlog: &Backlog) -> Option<Result<ArrowColumnChunk>> {
+fn run(task: &Task) -> Option<Result<ArrowColumnChunk>> {
     let slot = &task.group.columns[task.column];
     let field = task.group.schema.field(task.column);
     loop {
@@ -310,7 +323,7 @@ fn run(task: &Task, backlog: &Backlog) -> Option<Result<ArrowColumnChunk>> {
         for array in arrays {
             let written = compute_leaves(field, &array)
                 .and_then(|leaves| leaves.iter().try_for_each(|leaf| writer.write(leaf)));
-            backlog.done(array.get_array_memory_size());
+            task.backlog.done(array.get_array_memory_size());
             if let Err(error) = written {
                 return Some(Err(write_error(error)));
             }
@@ -407,12 +420,11 @@ impl<W: Write + Send> ParquetSink<W> {
         let writer = ArrowWriter::try_new(output, schema.clone(), Some(properties.build()))
             .map_err(write_error)?;
         let (file, factory) = writer.into_serialized_writer().map_err(write_error)?;
-        let threads = crate::pool::cpus().clamp(1, schema.fields().len().max(1));
         Ok(ParquetSink {
             file,
             factory,
             schema,
-            encoders: Encoders::start(threads),
+            encoders: Encoders::new(),
             group: None,
             group_rows: 0,
             group_bytes: 0,
@@ -888,6 +900,64 @@ mod tests {
             .expect("the writer hung after an encoder failed");
         let message = outcome.expect_err("a file with a failed column was written");
         assert!(message.contains("Field 'id' has type Int64"), "{message}");
+    }
+
+    #[test]
+    fn files_written_side_by_side_share_the_encoder_threads() {
+        let rows = 30_000;
+        let files: Vec<_> = (0..6)
+            .map(|file| {
+                std::thread::spawn(move || {
+                    let ids: Int64Array = (0..rows).map(|i| Some(i * 7 + file)).collect();
+                    let words: StringArray = (0..rows)
+                        .map(|i| Some(format!("f{file}w{}", i % 50)))
+                        .collect();
+                    let batch = batch(vec![("id", Arc::new(ids)), ("word", Arc::new(words))]);
+                    let options = ConvertOptions {
+                        row_group_rows: 2_000,
+                        ..ConvertOptions::default()
+                    };
+                    let mut out = Vec::new();
+                    let mut sink =
+                        BatchSink::try_new(&mut out, batch.schema(), &options, &[], Some(&batch))
+                            .unwrap();
+                    let mut most = 0;
+                    for offset in (0..rows as usize).step_by(1_500) {
+                        sink.write(&batch.slice(offset, 1_500)).unwrap();
+                        most = most.max(encoder_threads());
+                    }
+                    sink.finish().unwrap();
+                    (batch, out, most)
+                })
+            })
+            .collect();
+        for file in files {
+            let (batch, out, most) = file.join().unwrap();
+            assert!(most <= crate::pool::cpus(), "{most} encoder threads");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out)).unwrap();
+            let mut offset = 0;
+            for read in reader.build().unwrap() {
+                let read = read.unwrap();
+                assert_eq!(
+                    read.columns(),
+                    batch.slice(offset, read.num_rows()).columns()
+                );
+                offset += read.num_rows();
+            }
+            assert_eq!(offset, batch.num_rows());
+        }
+        assert_eq!(encoder_threads(), crate::pool::cpus());
+    }
+
+    /// The encoder threads of this process.
+    fn encoder_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter(|task| {
+                let comm = task.as_ref().unwrap().path().join("comm");
+                std::fs::read_to_string(comm).is_ok_and(|name| name.trim() == ENCODER_THREAD)
+            })
+            .count()
     }
 
     #[test]
