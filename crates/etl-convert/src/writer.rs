@@ -297,9 +297,7 @@ impl Encoders {
             backlog: Arc::clone(&self.backlog),
             done: self.done.clone(),
         };
-        encoder_queue()
-            .send(task)
-            .map_err(|_| Error::Write("the column encoders stopped".into()))
+        encoder_queue().send(task).map_err(|_| stopped())
     }
 }
 
