@@ -129,7 +129,10 @@ pub(crate) fn convert_tuned<R: Read, W: Write + Send>(
             let job_rx = job_rx.clone();
             let piece_tx = piece_tx.clone();
             let limits = (options.batch_size, options.max_record_bytes.max(1));
-            scope.spawn(move || work(&job_rx, &piece_tx, layout, limits));
+            std::thread::Builder::new()
+                .name("etl-parse".into())
+                .spawn_scoped(scope, move || work(&job_rx, &piece_tx, layout, limits))
+                .expect("the parsing threads can be started");
         }
         drop(job_rx);
         let columns = &columns;
@@ -501,6 +504,7 @@ fn work(
     layout: &Layout<'_>,
     limits: (usize, usize),
 ) {
+    crate::pool::yield_to_serial_stages();
     loop {
         let job = match jobs.lock() {
             Ok(jobs) => jobs.recv(),

@@ -1,5 +1,6 @@
 //! One bound on parsing work for the whole process: as many chunks decode at once as the
-//! container may use CPUs (its cgroup quota), however many conversions run side by side.
+//! container may use CPUs (its cgroup quota), however many conversions run side by side,
+//! at a priority below the pipeline's serial stages.
 
 use std::sync::{Condvar, Mutex, OnceLock};
 
@@ -78,6 +79,30 @@ impl Drop for Slot {
     }
 }
 
+/// How far below the rest of the process the parsing threads run, in `nice` steps: when
+/// they compete for a CPU with a serial stage, the stage gets about nine tenths of it.
+const PARSER_NICENESS: i32 = 10;
+
+/// Lowers the calling parsing thread's priority below the threads that cannot be split:
+/// the reader (which also decompresses), the writer and each column's encoder. Parsing
+/// scales over every CPU, they do not, and at equal priority the scheduler gives a stage
+/// that is the pipeline's bottleneck only its fair share among them (a 50,000-name text
+/// column's dictionary encoding took two thirds of a CPU on 2 CPUs while the parsers
+/// waited for it). Within a container's cgroup it orders only this process's threads.
+/// Best effort: where the system refuses, the thread keeps its priority.
+pub(crate) fn yield_to_serial_stages() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let thread = rustix::thread::gettid();
+        let lowered = getpriority_process(Some(thread))
+            .and_then(|nice| setpriority_process(Some(thread), (nice + PARSER_NICENESS).min(19)));
+        if let Err(error) = lowered {
+            tracing::debug!(%error, "parsing runs at the same priority as the serial stages");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +141,30 @@ mod tests {
         });
         let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
         assert!(peak >= 1 && peak <= cpus(), "peak {peak}");
+    }
+
+    /// The thread's nice value, as the kernel reports it (field 19 of its `stat`).
+    #[cfg(target_os = "linux")]
+    fn nice_of_this_thread() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // The command name, in parentheses, may hold spaces: count fields after it.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_parsing_thread_runs_below_the_others_and_only_it() {
+        let before = nice_of_this_thread();
+        let parser = std::thread::spawn(|| {
+            yield_to_serial_stages();
+            nice_of_this_thread()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(parser, (before + PARSER_NICENESS).min(19));
+        assert_eq!(nice_of_this_thread(), before);
+        let sibling = std::thread::spawn(nice_of_this_thread).join().unwrap();
+        assert_eq!(sibling, before);
     }
 }
