@@ -87,8 +87,8 @@ const PARSER_NICENESS: i32 = 10;
 /// the reader (which also decompresses), the writer and each column's encoder. Parsing
 /// scales over every CPU, they do not, and at equal priority the scheduler gives a stage
 /// that is the pipeline's bottleneck only its fair share among them (a 50,000-name text
-/// column's dictionary encoding took two thirds of a CPU on 2 CPUs while the parsers
-/// waited for it). Within a container's cgroup it orders only this process's threads.
+/// column's dictionary encoding got about three quarters of a CPU on 2 CPUs while the
+/// parsers waited for it). Within a container's cgroup it orders only this process's threads.
 /// Best effort: where the system refuses, the thread keeps its priority.
 pub(crate) fn yield_to_serial_stages() {
     #[cfg(target_os = "linux")]
